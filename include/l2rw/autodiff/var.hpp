@@ -1,0 +1,217 @@
+// l2rw/autodiff/var.hpp — Var, the tape that records it, and the recording rule.
+//
+// A Tape is an append-only record of nodes. Each node keeps its value, the ids of its
+// inputs (with their values) and its VJP rule, written with differentiable Var ops. A Tape
+// object is an RAII scope: constructing it makes it the calling thread's current tape for
+// (T, Backend); destroying it releases every node at once. A Var outliving its tape keeps
+// its value but can no longer be differentiated (grad() and recording ops throw TapeError).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <string>
+
+#include "../error.hpp"
+#include "../tensor.hpp"
+
+namespace l2rw {
+
+template <class T, Backend B>
+class Var;
+
+namespace detail {
+
+inline bool& grad_mode() {
+    thread_local bool enabled = true;
+    return enabled;
+}
+
+template <class T, Backend B>
+struct VjpContext {
+    std::array<Var<T, B>, 3> in;  // the inputs (on the tape when create_graph is on)
+    Var<T, B> out;                // this node's output
+    Var<T, B> gout;               // the gradient flowing into the output
+    std::array<bool, 3> needs{};  // which inputs need a gradient
+    std::array<Var<T, B>, 3> gin; // set by the rule for every input that needs one
+};
+
+template <class T, Backend B>
+using VjpFn = std::function<void(VjpContext<T, B>&)>;
+
+template <class T, Backend B>
+struct Node {
+    Tensor<T, B> value;
+    std::array<index_t, 3> in_id{-1, -1, -1};
+    std::array<Tensor<T, B>, 3> in_val;
+    int nin = 0;
+    const char* op = "leaf";
+    VjpFn<T, B> vjp;  // empty for leaves
+};
+
+template <class T, Backend B>
+struct TapeData : std::enable_shared_from_this<TapeData<T, B>> {
+    std::deque<Node<T, B>> nodes;  // a deque: rules append while a node's rule runs
+    bool released = false;
+
+    void release() {
+        std::deque<Node<T, B>>().swap(nodes);
+        released = true;
+    }
+};
+
+template <class T, Backend B>
+TapeData<T, B>*& current_tape() {
+    thread_local TapeData<T, B>* cur = nullptr;
+    return cur;
+}
+
+}  // namespace detail
+
+/// Turns recording off for its lifetime (like torch.no_grad); ops then give constants.
+class NoGradGuard {
+public:
+    NoGradGuard() : prev_(detail::grad_mode()) { detail::grad_mode() = false; }
+    ~NoGradGuard() { detail::grad_mode() = prev_; }
+    NoGradGuard(const NoGradGuard&) = delete;
+    NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+private:
+    bool prev_;
+};
+
+/// Whether ops record on the tape on this thread right now.
+inline bool grad_enabled() { return detail::grad_mode(); }
+
+/// A value in a computation: a Tensor, and — when it depends on a leaf that needs a
+/// gradient — the tape node that produced it.
+template <class T, Backend B>
+class Var {
+public:
+    using value_type = T;
+    using backend = B;
+    using tensor_type = Tensor<T, B>;
+
+    /// An undefined Var (no value); `defined()` is false.
+    Var() = default;
+    /// A constant: it never needs a gradient.
+    Var(tensor_type value) : value_(std::move(value)), defined_(true) {}  // NOLINT: implicit by design
+
+    [[nodiscard]] bool defined() const { return defined_; }
+    [[nodiscard]] const tensor_type& value() const { return value_; }
+    [[nodiscard]] const Shape& shape() const { return value_.shape(); }
+    [[nodiscard]] int rank() const { return value_.rank(); }
+    [[nodiscard]] index_t numel() const { return value_.numel(); }
+    [[nodiscard]] index_t dim(int axis) const { return value_.dim(axis); }
+    [[nodiscard]] T item() const { return value_.item(); }
+    [[nodiscard]] std::vector<T> to_host() const { return value_.to_host(); }
+
+    /// True when this Var is a node of a live tape (so a gradient can flow to it).
+    [[nodiscard]] bool requires_grad() const { return tape_ && id_ >= 0 && !tape_->released; }
+    /// The same value as a constant, cut off from the tape.
+    [[nodiscard]] Var detach() const { return Var(value_); }
+
+    [[nodiscard]] index_t node_id() const { return id_; }
+    [[nodiscard]] const std::shared_ptr<detail::TapeData<T, B>>& tape_data() const { return tape_; }
+
+    /// Internal: a Var bound to node `id` of `tape`.
+    Var(tensor_type value, std::shared_ptr<detail::TapeData<T, B>> tape, index_t id)
+        : value_(std::move(value)), tape_(std::move(tape)), id_(id), defined_(true) {}
+
+private:
+    tensor_type value_;
+    std::shared_ptr<detail::TapeData<T, B>> tape_;
+    index_t id_ = -1;
+    bool defined_ = false;
+};
+
+/// An RAII recording scope. Construct one per training step (or per any computation to be
+/// differentiated); it becomes this thread's current tape for (T, B) and releases all of its
+/// nodes when it goes out of scope. Scopes nest; each thread has its own.
+template <class T, Backend B>
+class Tape {
+public:
+    Tape() : data_(std::make_shared<detail::TapeData<T, B>>()), prev_(detail::current_tape<T, B>()) {
+        detail::current_tape<T, B>() = data_.get();
+    }
+    ~Tape() {
+        detail::current_tape<T, B>() = prev_;
+        data_->release();
+    }
+    Tape(const Tape&) = delete;
+    Tape& operator=(const Tape&) = delete;
+
+    /// A leaf that needs a gradient, holding `value` (the buffer is shared, not copied).
+    Var<T, B> leaf(const Tensor<T, B>& value) {
+        detail::Node<T, B> n;
+        n.value = value;
+        data_->nodes.push_back(std::move(n));
+        return Var<T, B>(value, data_, static_cast<index_t>(data_->nodes.size()) - 1);
+    }
+
+    /// True when this scope is the calling thread's current tape for (T, B).
+    [[nodiscard]] bool is_current() const { return detail::current_tape<T, B>() == data_.get(); }
+
+    /// Number of nodes recorded so far.
+    [[nodiscard]] std::size_t size() const { return data_->nodes.size(); }
+
+private:
+    std::shared_ptr<detail::TapeData<T, B>> data_;
+    detail::TapeData<T, B>* prev_;
+
+public:
+    /// Internal.
+    const std::shared_ptr<detail::TapeData<T, B>>& data() const { return data_; }
+};
+
+/// A leaf needing a gradient on this thread's current tape.
+template <class T, Backend B>
+Var<T, B> leaf(const Tensor<T, B>& value) {
+    auto* d = detail::current_tape<T, B>();
+    if (!d) throw TapeError("leaf: no Tape in scope on this thread: construct an l2rw::Tape first");
+    detail::Node<T, B> n;
+    n.value = value;
+    d->nodes.push_back(std::move(n));
+    return Var<T, B>(value, d->shared_from_this(), static_cast<index_t>(d->nodes.size()) - 1);
+}
+
+namespace detail {
+
+/// The recording rule: a result of op `name` with `value`, computed from `inputs`. When grad
+/// mode is on and some input is on a tape, the result becomes a node there with rule `vjp`;
+/// otherwise it is a constant.
+template <class T, Backend B>
+Var<T, B> record(const char* name, Tensor<T, B> value, std::initializer_list<const Var<T, B>*> inputs,
+                 VjpFn<T, B> vjp) {
+    if (!grad_mode()) return Var<T, B>(std::move(value));
+    const std::shared_ptr<TapeData<T, B>>* tape = nullptr;
+    for (const Var<T, B>* v : inputs) {
+        const auto& t = v->tape_data();
+        if (!t || v->node_id() < 0) continue;
+        if (t->released)
+            throw TapeError(std::string(name) + ": an operand belongs to a tape that was released "
+                                                "(a Var used after its Tape scope ended)");
+        if (tape && tape->get() != t.get())
+            throw TapeError(std::string(name) + ": operands belong to different tapes");
+        tape = &t;
+    }
+    if (!tape) return Var<T, B>(std::move(value));
+    auto owner = *tape;
+    Node<T, B> n;
+    n.value = value;
+    n.op = name;
+    n.vjp = std::move(vjp);
+    for (const Var<T, B>* v : inputs) {
+        n.in_id[static_cast<std::size_t>(n.nin)] = v->tape_data() ? v->node_id() : -1;
+        n.in_val[static_cast<std::size_t>(n.nin)] = v->value();
+        ++n.nin;
+    }
+    owner->nodes.push_back(std::move(n));
+    return Var<T, B>(std::move(value), owner, static_cast<index_t>(owner->nodes.size()) - 1);
+}
+
+}  // namespace detail
+}  // namespace l2rw

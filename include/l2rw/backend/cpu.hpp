@@ -1,0 +1,89 @@
+// l2rw/backend/cpu.hpp — the CPU backend: host buffers, Eigen GEMM and reductions.
+#pragma once
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
+
+#include "../config.hpp"
+#include "concept.hpp"
+
+namespace l2rw {
+
+struct Cpu {
+    template <class T>
+    using buffer = std::vector<T>;
+
+    static constexpr const char* name() { return "Cpu"; }
+
+    template <class T>
+    static buffer<T> allocate(index_t n) {
+        return buffer<T>(static_cast<std::size_t>(n));
+    }
+    template <class T>
+    static T* data(buffer<T>& b) {
+        return b.data();
+    }
+    template <class T>
+    static const T* data(const buffer<T>& b) {
+        return b.data();
+    }
+
+    template <class F>
+    static void for_each(index_t n, const F& f) {
+        for (index_t i = 0; i < n; ++i) f(i);
+    }
+
+    template <class T>
+    static T sum(const T* p, index_t n) {
+        if (n == 0) return T(0);
+        return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, n).sum();
+    }
+
+    /// C[m, n] (+)= op(A) op(B) with op(A) of shape [m, k] and op(B) of shape [k, n];
+    /// A and B are row-major as stored (ta: A is stored [k, m]; tb: B is stored [n, k]).
+    template <class T>
+    static void gemm(bool ta, bool tb, index_t m, index_t n, index_t k, const T* a, const T* b,
+                     T* c, bool accumulate) {
+        using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        using CMap = Eigen::Map<const Mat>;
+        Eigen::Map<Mat> C(c, m, n);
+        if (k == 0) {
+            if (!accumulate) C.setZero();
+            return;
+        }
+        CMap A(a, ta ? k : m, ta ? m : k);
+        CMap B(b, tb ? n : k, tb ? k : n);
+        auto run = [&](const auto& prod) {
+            if (accumulate)
+                C.noalias() += prod;
+            else
+                C.noalias() = prod;
+        };
+        if (!ta && !tb)
+            run(A * B);
+        else if (ta && !tb)
+            run(A.transpose() * B);
+        else if (!ta && tb)
+            run(A * B.transpose());
+        else
+            run(A.transpose() * B.transpose());
+    }
+
+    template <class T>
+    static void to_host(const buffer<T>& b, T* host) {
+        std::copy(b.begin(), b.end(), host);
+    }
+    template <class T>
+    static void from_host(const T* host, buffer<T>& b) {
+        std::copy(host, host + b.size(), b.begin());
+    }
+    template <class T>
+    static void copy(const T* src, index_t n, T* dst) {
+        std::copy(src, src + n, dst);
+    }
+};
+
+static_assert(Backend<Cpu>);
+
+}  // namespace l2rw

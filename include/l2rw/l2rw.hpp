@@ -1,0 +1,7 @@
+// l2rw/l2rw.hpp — one include for users of the CPU backend.
+// The Thrust backend is opt-in: include <l2rw/backend/thrust.hpp> as well.
+#pragma once
+
+#include "autodiff.hpp"
+#include "backend/cpu.hpp"
+#include "tensor.hpp"

@@ -1,0 +1,125 @@
+// l2rw/tensor.hpp — Tensor<T, Backend>: a shape and a shared, contiguous row-major buffer.
+//
+// Copies of a Tensor share the buffer (like a shared_ptr); `clone()` makes a deep copy.
+// Operations on Tensors allocate their result; in-place updates go through `data()`.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/concept.hpp"
+#include "backend/kernels.hpp"
+#include "config.hpp"
+#include "error.hpp"
+#include "random.hpp"
+#include "shape.hpp"
+
+namespace l2rw {
+
+template <class T, Backend B>
+class Tensor {
+public:
+    using value_type = T;
+    using backend = B;
+    using buffer_type = typename B::template buffer<T>;
+
+    /// An empty rank-1 tensor of zero elements.
+    Tensor() : Tensor(Shape{0}) {}
+
+    /// Uninitialised storage of the given shape (contents unspecified: zero on today's backends).
+    explicit Tensor(const Shape& shape)
+        : shape_(shape), buf_(std::make_shared<buffer_type>(B::template allocate<T>(shape.numel()))) {}
+
+    static Tensor zeros(const Shape& s) { return full(s, T(0)); }
+    static Tensor ones(const Shape& s) { return full(s, T(1)); }
+    static Tensor full(const Shape& s, T v) {
+        Tensor t(s);
+        B::for_each(t.numel(), kernel::Map<T, kernel::Fill<T>>{t.data(), t.data(), {v}});
+        return t;
+    }
+    static Tensor scalar(T v) { return full(Shape{}, v); }
+
+    /// Copies `host` (row-major, shape.numel() values) into a new tensor.
+    static Tensor from_host(const Shape& s, std::span<const T> host) {
+        if (static_cast<index_t>(host.size()) != s.numel())
+            throw ShapeError("Tensor::from_host: shape " + s.str() + " holds " +
+                             std::to_string(s.numel()) + " values but " +
+                             std::to_string(host.size()) + " were given");
+        Tensor t(s);
+        B::from_host(host.data(), *t.buf_);
+        return t;
+    }
+    static Tensor from_host(const Shape& s, const std::vector<T>& host) {
+        return from_host(s, std::span<const T>(host));
+    }
+
+    /// Seeded N(mean, stddev²) entries; the same seed gives the same tensor on every backend.
+    static Tensor randn(const Shape& s, std::uint64_t seed, double mean = 0.0, double stddev = 1.0) {
+        Rng rng(seed);
+        std::vector<T> h(static_cast<std::size_t>(s.numel()));
+        for (auto& v : h) v = static_cast<T>(rng.normal(mean, stddev));
+        return from_host(s, h);
+    }
+    /// Seeded U[lo, hi) entries.
+    static Tensor uniform(const Shape& s, std::uint64_t seed, double lo = 0.0, double hi = 1.0) {
+        Rng rng(seed);
+        std::vector<T> h(static_cast<std::size_t>(s.numel()));
+        for (auto& v : h) v = static_cast<T>(rng.uniform(lo, hi));
+        return from_host(s, h);
+    }
+
+    [[nodiscard]] std::vector<T> to_host() const {
+        std::vector<T> h(static_cast<std::size_t>(numel()));
+        B::to_host(*buf_, h.data());
+        return h;
+    }
+    /// The single value of a one-element tensor.
+    [[nodiscard]] T item() const {
+        if (numel() != 1)
+            throw ShapeError("Tensor::item: tensor of shape " + shape_.str() + " is not one element");
+        return to_host()[0];
+    }
+
+    [[nodiscard]] const Shape& shape() const { return shape_; }
+    [[nodiscard]] int rank() const { return shape_.rank(); }
+    [[nodiscard]] index_t numel() const { return shape_.numel(); }
+    [[nodiscard]] index_t dim(int axis) const { return shape_.dim(axis); }
+
+    [[nodiscard]] T* data() { return B::data(*buf_); }
+    [[nodiscard]] const T* data() const { return B::data(*buf_); }
+
+    /// Same buffer, another shape of the same size.
+    [[nodiscard]] Tensor reshape(const Shape& s) const {
+        if (s.numel() != numel())
+            throw ShapeError("reshape: cannot view " + shape_.str() + " as " + s.str());
+        Tensor t = *this;
+        t.shape_ = s;
+        return t;
+    }
+    /// A deep copy with a buffer of its own.
+    [[nodiscard]] Tensor clone() const {
+        Tensor t(shape_);
+        B::copy(data(), numel(), t.data());
+        return t;
+    }
+    /// Copies `src` (same shape) into this tensor's buffer, in place.
+    void assign(const Tensor& src) {
+        if (!(src.shape() == shape_))
+            throw ShapeError("Tensor::assign: shape " + src.shape().str() + " into " + shape_.str());
+        B::copy(src.data(), numel(), data());
+    }
+    /// True when both share one buffer.
+    [[nodiscard]] bool shares_buffer_with(const Tensor& o) const { return buf_ == o.buf_; }
+
+private:
+    Shape shape_;
+    std::shared_ptr<buffer_type> buf_;
+};
+
+/// Integer labels and indices live in tensors of index_t on the same backend.
+template <Backend B>
+using IndexTensor = Tensor<index_t, B>;
+
+}  // namespace l2rw
