@@ -39,7 +39,7 @@ Tensor<T, B> zip(const Tensor<T, B>& a, const Tensor<T, B>& b, Op op, const char
         k.sa[i] = sa[static_cast<std::size_t>(i)];
         k.sb[i] = sb[static_cast<std::size_t>(i)];
     }
-    B::for_each(s.numel(), k);
+    B::for_each(s.numel() / std::max<index_t>(k.dims[3], 1), k);
     return out;
 }
 
@@ -120,7 +120,7 @@ Tensor<T, B> broadcast_to(const Tensor<T, B>& x, const Shape& to) {
         k.dims[i] = d[i];
         k.st[i] = st[i];
     }
-    B::for_each(out.numel(), k);
+    B::for_each(out.numel() / std::max<index_t>(k.dims[3], 1), k);
     return out;
 }
 
@@ -166,7 +166,7 @@ Tensor<T, B> permute(const Tensor<T, B>& x, const std::vector<int>& perm) {
         const int j = i - (max_rank - r);  // out axis
         k.st[i] = j < 0 ? 0 : ist[static_cast<std::size_t>(perm[static_cast<std::size_t>(j)] + max_rank - r)];
     }
-    B::for_each(out.numel(), k);
+    B::for_each(out.numel() / std::max<index_t>(k.dims[3], 1), k);
     return out;
 }
 

@@ -4,4 +4,5 @@
 
 #include "autodiff.hpp"
 #include "backend/cpu.hpp"
+#include "nn.hpp"
 #include "tensor.hpp"

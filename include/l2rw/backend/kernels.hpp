@@ -140,7 +140,9 @@ struct Zip {
     L2RW_HD void operator()(index_t i) const { out[i] = op(a[i], b[i]); }
 };
 
-/// out = op(a, b) with NumPy broadcasting; strides are 0 on broadcast slots.
+/// out = op(a, b) with NumPy broadcasting; strides are 0 on broadcast slots. One call per
+/// row of the last slot (run it over numel / dims[3] indices), so the index arithmetic is
+/// paid once a row, not once an element.
 template <class T, class Op>
 struct ZipBroadcast {
     const T* a;
@@ -150,19 +152,26 @@ struct ZipBroadcast {
     index_t dims[max_rank];
     index_t sa[max_rank];
     index_t sb[max_rank];
-    L2RW_HD void operator()(index_t i) const {
-        out[i] = op(a[strided_offset(i, dims, sa)], b[strided_offset(i, dims, sb)]);
+    L2RW_HD void operator()(index_t row) const {
+        const index_t oa = strided_offset(row * dims[3], dims, sa), ob = strided_offset(row * dims[3], dims, sb);
+        T* o = out + row * dims[3];
+        for (index_t j = 0; j < dims[3]; ++j) o[j] = op(a[oa + j * sa[3]], b[ob + j * sb[3]]);
     }
 };
 
-/// out = in read through strides (broadcast_to, and permutations of axes).
+/// out = in read through strides (broadcast_to, and permutations of axes); one call per
+/// row of the last slot.
 template <class T>
 struct Gather4 {
     const T* in;
     T* out;
     index_t dims[max_rank];  // of out
     index_t st[max_rank];    // in's stride for each out slot
-    L2RW_HD void operator()(index_t i) const { out[i] = in[strided_offset(i, dims, st)]; }
+    L2RW_HD void operator()(index_t row) const {
+        const index_t base = strided_offset(row * dims[3], dims, st);
+        T* o = out + row * dims[3];
+        for (index_t j = 0; j < dims[3]; ++j) o[j] = in[base + j * st[3]];
+    }
 };
 
 /// Reduces `in` onto a smaller shape whose extent is 1 on the reduced slots.
@@ -181,7 +190,13 @@ struct ReduceTo {
     L2RW_HD void operator()(index_t o) const {
         const index_t base = strided_offset(o, odims, ost);
         T acc = init;
-        for (index_t r = 0; r < rcount; ++r) acc = op(acc, in[base + strided_offset(r, rdims, rst)]);
+        // Four nested loops over the reduced slots: no index division per element.
+        for (index_t i0 = 0; i0 < rdims[0]; ++i0)
+            for (index_t i1 = 0; i1 < rdims[1]; ++i1)
+                for (index_t i2 = 0; i2 < rdims[2]; ++i2) {
+                    const T* p = in + base + i0 * rst[0] + i1 * rst[1] + i2 * rst[2];
+                    for (index_t i3 = 0; i3 < rdims[3]; ++i3) acc = op(acc, p[i3 * rst[3]]);
+                }
         out[o] = acc;
     }
 };

@@ -1,0 +1,211 @@
+// l2rw/backend/spatial.hpp — kernels over NCHW images: im2col and its adjoint, pooling, and
+// the zero-padding residual shortcut. Each adjoint pair is written as a gather so that no
+// kernel needs atomics and results are deterministic on every backend.
+#pragma once
+
+#include "../config.hpp"
+
+namespace l2rw::kernel {
+
+/// Geometry of a 2-d window sweep (convolution or pooling) over an NCHW tensor.
+struct Window2d {
+    index_t n, c, h, w;     // input
+    index_t kh, kw;         // window
+    index_t stride, pad;    // same along both axes
+    index_t oh, ow;         // output
+    L2RW_HD index_t kk() const { return c * kh * kw; }
+};
+
+/// cols[(n, oh, ow), (c, i, j)] = x[n, c, oh*s - p + i, ow*s - p + j] (0 outside); one call
+/// per row of cols (one output position).
+template <class T>
+struct Im2col {
+    const T* x;
+    T* cols;
+    Window2d g;
+    L2RW_HD void operator()(index_t r) const {
+        const index_t ow = r % g.ow, oh = (r / g.ow) % g.oh, n = r / (g.ow * g.oh);
+        T* row = cols + r * g.kk();
+        for (index_t c = 0; c < g.c; ++c) {
+            const T* xc = x + (n * g.c + c) * g.h * g.w;
+            for (index_t i = 0; i < g.kh; ++i) {
+                const index_t h = oh * g.stride - g.pad + i;
+                const bool hin = h >= 0 && h < g.h;
+                for (index_t j = 0; j < g.kw; ++j) {
+                    const index_t w = ow * g.stride - g.pad + j;
+                    *row++ = (hin && w >= 0 && w < g.w) ? xc[h * g.w + w] : T(0);
+                }
+            }
+        }
+    }
+};
+
+/// The adjoint of Im2col: x[n, c, h, w] = sum of the cols entries that read it.
+template <class T>
+struct Col2im {
+    const T* cols;
+    T* x;
+    Window2d g;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t w = e % g.w, h = (e / g.w) % g.h, c = (e / (g.w * g.h)) % g.c, n = e / (g.w * g.h * g.c);
+        const index_t K = g.kk();
+        T acc = T(0);
+        for (index_t i = 0; i < g.kh; ++i) {
+            const index_t t = h + g.pad - i;
+            if (t < 0 || t % g.stride) continue;
+            const index_t oh = t / g.stride;
+            if (oh >= g.oh) continue;
+            for (index_t j = 0; j < g.kw; ++j) {
+                const index_t u = w + g.pad - j;
+                if (u < 0 || u % g.stride) continue;
+                const index_t ow = u / g.stride;
+                if (ow >= g.ow) continue;
+                acc += cols[((n * g.oh + oh) * g.ow + ow) * K + (c * g.kh + i) * g.kw + j];
+            }
+        }
+        x[e] = acc;
+    }
+};
+
+/// For each pooling window, the flat index into x of its maximum (first one on ties).
+template <class T>
+struct MaxPoolArgmax {
+    const T* x;
+    index_t* arg;
+    Window2d g;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t ow = e % g.ow, oh = (e / g.ow) % g.oh, nc = e / (g.ow * g.oh);
+        index_t best = -1;
+        T bv = T(0);
+        for (index_t i = 0; i < g.kh; ++i) {
+            const index_t h = oh * g.stride - g.pad + i;
+            if (h < 0 || h >= g.h) continue;
+            for (index_t j = 0; j < g.kw; ++j) {
+                const index_t w = ow * g.stride - g.pad + j;
+                if (w < 0 || w >= g.w) continue;
+                const index_t idx = (nc * g.h + h) * g.w + w;
+                if (best < 0 || x[idx] > bv) {
+                    best = idx;
+                    bv = x[idx];
+                }
+            }
+        }
+        arg[e] = best;
+    }
+};
+
+/// out[e] = x[arg[e]]
+template <class T>
+struct GatherFlat {
+    const T* x;
+    const index_t* arg;
+    T* out;
+    L2RW_HD void operator()(index_t e) const { out[e] = x[arg[e]]; }
+};
+
+/// The adjoint of GatherFlat for pooling windows: x[e] = sum of g over windows whose arg is e.
+template <class T>
+struct MaxPoolScatter {
+    const T* g;
+    const index_t* arg;
+    T* x;
+    Window2d geo;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t w = e % geo.w, h = (e / geo.w) % geo.h, nc = e / (geo.w * geo.h);
+        T acc = T(0);
+        for (index_t i = 0; i < geo.kh; ++i) {
+            const index_t t = h + geo.pad - i;
+            if (t < 0 || t % geo.stride) continue;
+            const index_t oh = t / geo.stride;
+            if (oh >= geo.oh) continue;
+            for (index_t j = 0; j < geo.kw; ++j) {
+                const index_t u = w + geo.pad - j;
+                if (u < 0 || u % geo.stride) continue;
+                const index_t ow = u / geo.stride;
+                if (ow >= geo.ow) continue;
+                const index_t o = (nc * geo.oh + oh) * geo.ow + ow;
+                if (arg[o] == e) acc += g[o];
+            }
+        }
+        x[e] = acc;
+    }
+};
+
+/// Average over each window (no padding), out [n, c, oh, ow].
+template <class T>
+struct AvgPool {
+    const T* x;
+    T* out;
+    Window2d g;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t ow = e % g.ow, oh = (e / g.ow) % g.oh, nc = e / (g.ow * g.oh);
+        T acc = T(0);
+        for (index_t i = 0; i < g.kh; ++i)
+            for (index_t j = 0; j < g.kw; ++j)
+                acc += x[(nc * g.h + oh * g.stride + i) * g.w + ow * g.stride + j];
+        out[e] = acc / T(g.kh * g.kw);
+    }
+};
+
+/// The adjoint of AvgPool.
+template <class T>
+struct AvgPoolAdjoint {
+    const T* g;
+    T* x;
+    Window2d geo;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t w = e % geo.w, h = (e / geo.w) % geo.h, nc = e / (geo.w * geo.h);
+        T acc = T(0);
+        for (index_t i = 0; i < geo.kh; ++i) {
+            const index_t t = h - i;
+            if (t < 0 || t % geo.stride) continue;
+            const index_t oh = t / geo.stride;
+            if (oh >= geo.oh) continue;
+            for (index_t j = 0; j < geo.kw; ++j) {
+                const index_t u = w - j;
+                if (u < 0 || u % geo.stride) continue;
+                const index_t ow = u / geo.stride;
+                if (ow >= geo.ow) continue;
+                acc += g[(nc * geo.oh + oh) * geo.ow + ow];
+            }
+        }
+        x[e] = acc / T(geo.kh * geo.kw);
+    }
+};
+
+/// Residual "option A" shortcut: subsample by `stride` and zero-pad channels on both sides.
+/// out[n, c, h, w] = x[n, c - before, h*s, w*s] for c in [before, before + C), else 0.
+struct ShortcutGeo {
+    index_t n, c, h, w;   // input
+    index_t oc, oh, ow;   // output
+    index_t stride, before;
+};
+template <class T>
+struct ShortcutPad {
+    const T* x;
+    T* out;
+    ShortcutGeo g;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t w = e % g.ow, h = (e / g.ow) % g.oh, c = (e / (g.ow * g.oh)) % g.oc,
+                      n = e / (g.ow * g.oh * g.oc);
+        const index_t ci = c - g.before;
+        out[e] = (ci >= 0 && ci < g.c) ? x[((n * g.c + ci) * g.h + h * g.stride) * g.w + w * g.stride] : T(0);
+    }
+};
+/// The adjoint of ShortcutPad, over the input's elements.
+template <class T>
+struct ShortcutPadAdjoint {
+    const T* gout;
+    T* x;
+    ShortcutGeo g;
+    L2RW_HD void operator()(index_t e) const {
+        const index_t w = e % g.w, h = (e / g.w) % g.h, c = (e / (g.w * g.h)) % g.c, n = e / (g.w * g.h * g.c);
+        if (h % g.stride || w % g.stride || h / g.stride >= g.oh || w / g.stride >= g.ow) {
+            x[e] = T(0);
+            return;
+        }
+        x[e] = gout[((n * g.oc + c + g.before) * g.oh + h / g.stride) * g.ow + w / g.stride];
+    }
+};
+
+}  // namespace l2rw::kernel
