@@ -56,6 +56,9 @@ struct Context {
 template <class T, Backend B>
 class Module {
 public:
+    using value_type = T;
+    using backend = B;
+
     virtual ~Module() = default;
     virtual Var<T, B> forward(const Var<T, B>& x, const Context<T, B>& ctx) = 0;
     /// Calls `v` for every parameter and buffer, names prefixed by `prefix`.
