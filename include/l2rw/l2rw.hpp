@@ -4,5 +4,8 @@
 
 #include "autodiff.hpp"
 #include "backend/cpu.hpp"
+#include "io/checkpoint.hpp"
+#include "meta.hpp"
 #include "nn.hpp"
+#include "optim.hpp"
 #include "tensor.hpp"

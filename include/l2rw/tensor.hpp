@@ -28,7 +28,7 @@ public:
     /// An empty rank-1 tensor of zero elements.
     Tensor() : Tensor(Shape{0}) {}
 
-    /// Uninitialised storage of the given shape (contents unspecified: zero on today's backends).
+    /// Uninitialised storage of the given shape: every element must be written before it is read.
     explicit Tensor(const Shape& shape)
         : shape_(shape), buf_(std::make_shared<buffer_type>(B::template allocate<T>(shape.numel()))) {}
 

@@ -318,6 +318,7 @@ Var<T, B> softmax_cross_entropy(const Var<T, B>& logits, const IndexTensor<B>& l
     if (logits.rank() != 2 || labels.rank() != 1 || labels.numel() != logits.dim(0))
         throw ShapeError("softmax_cross_entropy: logits " + logits.shape().str() + " and labels " +
                          labels.shape().str() + " do not match (want [n, c] and [n])");
+    eager::detail::check_indices(labels, logits.dim(1), "softmax_cross_entropy", "label");
     return -pick(log_softmax(logits), labels);
 }
 

@@ -7,12 +7,14 @@
 
 #include "../config.hpp"
 #include "concept.hpp"
+#include "host_pool.hpp"
 
 namespace l2rw {
 
 struct Cpu {
+    /// Uninitialised, 64-byte aligned host memory; large blocks are reused (host_pool.hpp).
     template <class T>
-    using buffer = std::vector<T>;
+    using buffer = HostBuffer<T>;
 
     static constexpr const char* name() { return "Cpu"; }
 

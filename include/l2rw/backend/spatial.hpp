@@ -40,30 +40,30 @@ struct Im2col {
     }
 };
 
-/// The adjoint of Im2col: x[n, c, h, w] = sum of the cols entries that read it.
+/// The adjoint of Im2col: x[n, c, :, :] = the sum of the cols entries that read it; one call
+/// per image plane (n, c), which it owns, so there are no write conflicts and no atomics.
 template <class T>
 struct Col2im {
     const T* cols;
     T* x;
     Window2d g;
-    L2RW_HD void operator()(index_t e) const {
-        const index_t w = e % g.w, h = (e / g.w) % g.h, c = (e / (g.w * g.h)) % g.c, n = e / (g.w * g.h * g.c);
+    L2RW_HD void operator()(index_t plane) const {
+        const index_t n = plane / g.c, c = plane % g.c;
         const index_t K = g.kk();
-        T acc = T(0);
-        for (index_t i = 0; i < g.kh; ++i) {
-            const index_t t = h + g.pad - i;
-            if (t < 0 || t % g.stride) continue;
-            const index_t oh = t / g.stride;
-            if (oh >= g.oh) continue;
-            for (index_t j = 0; j < g.kw; ++j) {
-                const index_t u = w + g.pad - j;
-                if (u < 0 || u % g.stride) continue;
-                const index_t ow = u / g.stride;
-                if (ow >= g.ow) continue;
-                acc += cols[((n * g.oh + oh) * g.ow + ow) * K + (c * g.kh + i) * g.kw + j];
+        T* xp = x + plane * g.h * g.w;
+        for (index_t e = 0; e < g.h * g.w; ++e) xp[e] = T(0);
+        for (index_t oh = 0; oh < g.oh; ++oh)
+            for (index_t ow = 0; ow < g.ow; ++ow) {
+                const T* row = cols + ((n * g.oh + oh) * g.ow + ow) * K + c * g.kh * g.kw;
+                for (index_t i = 0; i < g.kh; ++i) {
+                    const index_t h = oh * g.stride - g.pad + i;
+                    if (h < 0 || h >= g.h) continue;
+                    for (index_t j = 0; j < g.kw; ++j) {
+                        const index_t w = ow * g.stride - g.pad + j;
+                        if (w >= 0 && w < g.w) xp[h * g.w + w] += row[i * g.kw + j];
+                    }
+                }
             }
-        }
-        x[e] = acc;
     }
 };
 

@@ -22,6 +22,8 @@
 #include "../autodiff/grad.hpp"
 #include "../nn/loss.hpp"
 #include "../nn/module.hpp"
+#include "../optim/adam.hpp"
+#include "../optim/sgd.hpp"
 
 namespace l2rw::meta {
 
@@ -92,6 +94,57 @@ struct Lookahead {
     }
 };
 
+/// The lookahead that is the next step of `opt` on `params` as a function of the gradient:
+/// θ'(g) = θ − lr·d(g), with d the optimizer's own direction (momentum, Nesterov, dampening
+/// and weight decay included). d is affine in g: slope direction_gradient_scale(), and
+/// offset d(0) − scale·λθ (the momentum term), so the exact strategy applies.
+template <class T, Backend B>
+Lookahead<T, B> lookahead_from(const optim::SGD<T, B>& opt, const optim::ParamList<T, B>& params) {
+    Lookahead<T, B> la;
+    la.lr = static_cast<T>(opt.lr());
+    la.weight_decay = static_cast<T>(opt.options().weight_decay);
+    std::vector<Tensor<T, B>> zeros;
+    for (std::size_t i = 0; i < params.size(); ++i) zeros.push_back(Tensor<T, B>::zeros(params[i].shape()));
+    const auto d0 = opt.direction(params, zeros);
+    bool any_offset = false;
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        // Every parameter has one slope; check it is the one of parameter 0.
+        const auto s = static_cast<T>(opt.direction_gradient_scale(i));
+        if (i == 0) la.scale = s;
+        if (s != la.scale)
+            throw ValueError("lookahead_from(SGD): parameters have different gradient slopes (" +
+                             std::to_string(static_cast<double>(s)) + " vs " +
+                             std::to_string(static_cast<double>(la.scale)) + ")");
+        // offset = d(0) − scale·λθ
+        auto off = eager::zip(d0[i], eager::map(params[i], kernel::MulScalar<T>{la.scale * la.weight_decay}),
+                              kernel::Sub{}, "lookahead_from");
+        any_offset = any_offset || (i < opt.num_params() && opt.momentum_buffer(i).has_value());
+        la.offset.push_back(std::move(off));
+    }
+    if (!any_offset) la.offset.clear();  // no momentum yet: d(0) is exactly scale·λθ
+    return la;
+}
+
+/// The lookahead that is the next Adam step of `opt` (not affine in the gradient).
+template <class T, Backend B>
+Lookahead<T, B> lookahead_from(const optim::Adam<T, B>& opt, const optim::ParamList<T, B>& params) {
+    Lookahead<T, B> la;
+    la.kind = Lookahead<T, B>::Kind::adam;
+    const auto& o = opt.options();
+    la.lr = static_cast<T>(o.lr);
+    la.beta1 = static_cast<T>(o.beta1);
+    la.beta2 = static_cast<T>(o.beta2);
+    la.eps = static_cast<T>(o.eps);
+    la.weight_decay = static_cast<T>(o.weight_decay);
+    la.adam_step = static_cast<long>(opt.step_count());
+    for (std::size_t i = 0; i < params.size(); ++i) {
+        const bool has = i < opt.num_params() && opt.exp_avg(i).has_value();
+        la.adam_m.push_back(has ? *opt.exp_avg(i) : Tensor<T, B>::zeros(params[i].shape()));
+        la.adam_v.push_back(has ? *opt.exp_avg_sq(i) : Tensor<T, B>::zeros(params[i].shape()));
+    }
+    return la;
+}
+
 template <class T, Backend B>
 using LossFn = std::function<Var<T, B>(const Var<T, B>& outputs, const IndexTensor<B>& labels)>;
 
@@ -102,9 +155,15 @@ Var<T, B> default_loss(const Var<T, B>& out, const IndexTensor<B>& y) {
     return nn::cross_entropy(out, y, nn::Reduction::none);
 }
 
+/// Which lookahead step() takes: plain SGD at the optimizer's learning rate (the paper), or
+/// the optimizer's own next step (momentum, Nesterov, weight decay; Adam).
+enum class LookaheadRule { sgd, optimizer };
+
 struct ReweightOptions {
     /// Strategy; automatic takes exact for affine lookaheads and general otherwise.
     Strategy strategy = Strategy::automatic;
+    /// The lookahead of step().
+    LookaheadRule lookahead = LookaheadRule::sgd;
     /// Normalise the weights to sum 1 (Eq. 9); off: w = max(u, 0) as is.
     bool normalize = true;
     /// Add (λ/2)‖θ'‖² to the validation loss, λ the lookahead's weight decay.
@@ -166,6 +225,19 @@ public:
         if (s == Strategy::exact && !la.affine())
             throw ValueError("OnlineReweighter::meta_gradient: exact strategy with a non-affine lookahead");
         return s == Strategy::exact ? exact_u(train, val, la, r) : general_u(train, val, la, r);
+    }
+
+    /// Algorithm 1 in full: the weights of `train` against `val` (lookahead as in options),
+    /// then the reweighted step Σ_i w_i f_i(θ) with `opt` (SGD or Adam) in train mode. A
+    /// skipped batch (all weights zero) takes no step.
+    template <class Opt>
+    StepReport<T> step(const Batch<T, B>& train, const Batch<T, B>& val, Opt& opt, Rng* rng = nullptr) {
+        const optim::ParamList<T, B> params(nn::named_parameters(model_));
+        const Lookahead<T, B> la = opt_.lookahead == LookaheadRule::sgd ? Lookahead<T, B>::sgd(static_cast<T>(opt.lr()))
+                                                                        : lookahead_from(opt, params);
+        auto r = weights(train, val, la);
+        if (!r.skipped) opt.step(params, weighted_gradient(train, r.weights, rng));
+        return r;
     }
 
     /// Gradients of Σ_i w_i f_i(θ) in train mode (BatchNorm running statistics updated),

@@ -45,7 +45,7 @@ Var<T, B> im2col(const Var<T, B>& x, const kernel::Window2d& g) {
 template <class T, Backend B>
 Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g) {
     Tensor<T, B> out(Shape{g.n, g.c, g.h, g.w});
-    B::for_each(out.numel(), kernel::Col2im<T>{cols.value().data(), out.data(), g});
+    B::for_each(g.n * g.c, kernel::Col2im<T>{cols.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>("col2im", std::move(out), {&cols},
                                       [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); });
 }

@@ -1,0 +1,145 @@
+// l2rw/backend/host_pool.hpp — host memory for the Cpu backend: uninitialised, 64-byte
+// aligned, and with large blocks cached for reuse.
+//
+// Every training step allocates and frees the same large buffers (im2col matrices, layer
+// activations). glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh
+// pages that the kernel must zero on first touch, which cost more than the convolutions
+// themselves in a ResNet step. The pool keeps freed blocks of 1 MiB and more, keyed by
+// size, and hands them back on the next request of that size. Cached bytes are bounded
+// (HostPool::set_limit, 2 GiB by default); `HostPool::instance().release()` frees them.
+#pragma once
+
+#include <cstddef>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+
+namespace l2rw {
+
+class HostPool {
+public:
+    static HostPool& instance() {
+        static HostPool* pool = new HostPool();  // never destroyed: buffers may outlive statics
+        return *pool;
+    }
+
+    void* allocate(std::size_t bytes) {
+        if (bytes == 0) bytes = 1;
+        bytes = round(bytes);
+        if (bytes >= min_cached) {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = free_.find(bytes);
+            if (it != free_.end()) {
+                void* p = it->second;
+                free_.erase(it);
+                cached_ -= bytes;
+                return p;
+            }
+        }
+        void* p = std::aligned_alloc(alignment, bytes);
+        if (!p) {
+            release();  // give back what is cached, then try once more
+            p = std::aligned_alloc(alignment, bytes);
+            if (!p) throw std::bad_alloc();
+        }
+        return p;
+    }
+
+    void deallocate(void* p, std::size_t bytes) {
+        if (!p) return;
+        if (bytes == 0) bytes = 1;
+        bytes = round(bytes);
+        if (bytes >= min_cached) {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (cached_ + bytes <= limit_) {
+                free_.emplace(bytes, p);
+                cached_ += bytes;
+                return;
+            }
+        }
+        std::free(p);
+    }
+
+    /// Frees every cached block.
+    void release() {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& [n, p] : free_) std::free(p);
+        free_.clear();
+        cached_ = 0;
+    }
+    /// Bounds the bytes kept for reuse (0 turns caching off).
+    void set_limit(std::size_t bytes) {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            limit_ = bytes;
+        }
+        if (cached_ > limit_) release();
+    }
+    [[nodiscard]] std::size_t cached_bytes() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return cached_;
+    }
+
+    static constexpr std::size_t alignment = 64;
+    static constexpr std::size_t min_cached = std::size_t(1) << 20;
+
+private:
+    HostPool() = default;
+    static std::size_t round(std::size_t b) {
+        // Small blocks to the alignment; large ones to 64 KiB so near sizes share a bucket.
+        const std::size_t q = b >= min_cached ? (std::size_t(1) << 16) : alignment;
+        return (b + q - 1) / q * q;
+    }
+
+    mutable std::mutex mu_;
+    std::multimap<std::size_t, void*> free_;
+    std::size_t cached_ = 0;
+    std::size_t limit_ = std::size_t(2) << 30;
+};
+
+/// A fixed-size, uninitialised host array from the HostPool.
+template <class T>
+class HostBuffer {
+public:
+    HostBuffer() = default;
+    explicit HostBuffer(std::size_t n)
+        : data_(n ? static_cast<T*>(HostPool::instance().allocate(n * sizeof(T))) : nullptr), size_(n) {}
+    ~HostBuffer() { reset(); }
+    HostBuffer(const HostBuffer&) = delete;
+    HostBuffer& operator=(const HostBuffer&) = delete;
+    HostBuffer(HostBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+        o.data_ = nullptr;
+        o.size_ = 0;
+    }
+    HostBuffer& operator=(HostBuffer&& o) noexcept {
+        if (this != &o) {
+            reset();
+            data_ = o.data_;
+            size_ = o.size_;
+            o.data_ = nullptr;
+            o.size_ = 0;
+        }
+        return *this;
+    }
+
+    T* data() { return data_; }
+    const T* data() const { return data_; }
+    [[nodiscard]] std::size_t size() const { return size_; }
+    T* begin() { return data_; }
+    T* end() { return data_ + size_; }
+    const T* begin() const { return data_; }
+    const T* end() const { return data_ + size_; }
+
+private:
+    void reset() {
+        if (data_) HostPool::instance().deallocate(data_, size_ * sizeof(T));
+        data_ = nullptr;
+        size_ = 0;
+    }
+    T* data_ = nullptr;
+    std::size_t size_ = 0;
+};
+
+}  // namespace l2rw

@@ -1,0 +1,495 @@
+// tests/test_autodiff.cpp — the grad() API and the tape: seeds, errors, accumulation,
+// no-grad scopes, higher orders, long chains, threads, memory, and the meta-gradient
+// identity of DESIGN.md that the reweighting step rests on.
+#include "testing.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <span>
+#include <thread>
+#include <vector>
+
+using namespace l2rw;
+using namespace l2rw::testing;
+
+namespace {
+using Vec = std::vector<double>;
+
+template <Backend B>
+std::vector<VarD<B>> leaves(Tape<double, B>& tape, const std::vector<TensorD<B>>& ts) {
+    std::vector<VarD<B>> v;
+    for (const auto& t : ts) v.push_back(tape.leaf(t));
+    return v;
+}
+}  // namespace
+
+// ---- the grad() API ----------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("grad: seeds, vjp and the span form", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    using V = VarD<B>;
+    Tape<double, B> tape;
+    const Vec xs{0.5, -1.0, 2.0};
+    auto x = tape.leaf(tensor<B>(Shape{3}, xs));
+    auto y = x * x;  // [3]
+    const Vec s{1.0, 2.0, -3.0};
+    V seed(tensor<B>(Shape{3}, s));
+
+    CHECK(vjp(y, {x}, seed)[0].to_host() == Vec{2 * 0.5 * 1.0, 2 * -1.0 * 2.0, 2 * 2.0 * -3.0});
+    CHECK(grad(sum(y), x).to_host() == Vec{1.0, -2.0, 4.0});
+    CHECK(grad(sum(y), std::vector<V>{x})[0].to_host() == Vec{1.0, -2.0, 4.0});
+
+    // Two outputs, one seeded and one scalar left unseeded (seed 1): the gradients add.
+    const std::vector<V> outs{y, sum(x)};
+    const std::vector<V> ins{x};
+    const std::vector<V> seeds{seed, V()};
+    auto g = grad<double, B>(std::span<const V>(outs), std::span<const V>(ins), std::span<const V>(seeds));
+    REQUIRE(g.size() == 1);
+    CHECK(g[0].to_host() == Vec{2.0, -3.0, -11.0});
+
+    // A one-element output of rank 2 needs no seed.
+    CHECK(grad(reshape(sum(y), Shape{1, 1}), x).to_host() == Vec{1.0, -2.0, 4.0});
+
+    // Seed errors.
+    check_throws_mentioning<ShapeError>([&] { (void)grad(y, x); }, {"grad", "[3]", "not a scalar"},
+                                        "non-scalar output without a seed");
+    check_throws_mentioning<ShapeError>([&] { (void)vjp(y, {x}, V(T::ones(Shape{4}))); }, {"seed", "[4]", "[3]"},
+                                        "seed of the wrong shape");
+    const std::vector<V> two_seeds{seed, seed};
+    check_throws_mentioning<TapeError>(
+        [&] { (void)grad<double, B>(std::span<const V>(outs.data(), 1), std::span<const V>(ins),
+                                    std::span<const V>(two_seeds)); },
+        {"2 seeds", "1 outputs"}, "seed count");
+    check_throws_mentioning<TapeError>(
+        [&] { (void)grad<double, B>(std::span<const V>(), std::span<const V>(ins)); }, {"no outputs"},
+        "no outputs");
+}
+
+TEST_CASE_TEMPLATE("grad: unused inputs, constant outputs, undefined Vars", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    using V = VarD<B>;
+    Tape<double, B> tape;
+    auto x = tape.leaf(T::full(Shape{2}, 3.0));
+    auto z = tape.leaf(T::ones(Shape{2, 2}));
+    auto out = sum(x * x);
+
+    check_throws_mentioning<TapeError>([&] { (void)grad(out, std::vector<V>{x, z}); }, {"input 1", "not used"},
+                                       "unused input");
+    auto g = grad(out, std::vector<V>{x, z}, GradOptions{.allow_unused = true});
+    CHECK(g[0].to_host() == Vec{6.0, 6.0});
+    CHECK(g[1].shape() == Shape{2, 2});
+    CHECK(g[1].to_host() == Vec{0, 0, 0, 0});
+
+    // An output computed only from constants is not on the tape.
+    V c(T::ones(Shape{2}));
+    auto const_out = sum(c * 2.0);
+    CHECK_FALSE(const_out.requires_grad());
+    check_throws_mentioning<TapeError>([&] { (void)grad(const_out, x); }, {"output 0", "does not require grad"},
+                                       "constant output");
+    check_throws_mentioning<TapeError>([&] { (void)grad(out, c); }, {"input 0", "does not require grad"},
+                                       "constant input");
+    check_throws_mentioning<TapeError>([&] { (void)grad(V(), x); }, {"undefined"}, "undefined output");
+    // A nested scope that ends gives the current tape back.
+    {
+        Tape<double, B> inner;
+        CHECK_FALSE(tape.is_current());
+    }
+    CHECK(tape.is_current());
+}
+
+TEST_CASE_TEMPLATE("tape: mixing tapes and using a Var after its scope are TapeErrors", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    using V = VarD<B>;
+    Tape<double, B> outer;
+    auto a = outer.leaf(T::ones(Shape{2}));
+    V kept, kept_out;
+    {
+        Tape<double, B> inner;
+        CHECK(inner.is_current());
+        CHECK_FALSE(outer.is_current());
+        auto b = leaf(T::ones(Shape{2}));  // the free leaf() uses the innermost scope
+        CHECK(b.tape_data() == inner.data());
+        check_throws_mentioning<TapeError>([&] { (void)(a + b); }, {"add", "different tapes"}, "mixed operands");
+        check_throws_mentioning<TapeError>([&] { (void)matmul(reshape(a, Shape{1, 2}), reshape(b, Shape{2, 1})); },
+                                           {"matmul", "different tapes"}, "mixed matmul");
+        check_throws_mentioning<TapeError>([&] { (void)grad(sum(a), b); }, {"different tapes"}, "grad across tapes");
+        kept = b;
+        kept_out = sum(exp(b));
+        CHECK(grad(kept_out, kept).to_host() == Vec(2, std::exp(1.0)));
+    }
+    CHECK(outer.is_current());
+    CHECK(leaf(T::ones(Shape{1})).tape_data() == outer.data());
+
+    // After the inner scope ended its Vars keep their values but cannot be differentiated.
+    CHECK(kept.to_host() == Vec{1.0, 1.0});
+    CHECK_FALSE(kept.requires_grad());
+    check_throws_mentioning<TapeError>([&] { (void)grad(kept_out, kept); }, {"released"}, "grad after scope");
+    check_throws_mentioning<TapeError>([&] { (void)(kept * 2.0); }, {"mul_scalar", "released"}, "op after scope");
+    check_throws_mentioning<TapeError>([&] { (void)(a + kept); }, {"add", "released"}, "mixed with released");
+    // The detached value is an ordinary constant again.
+    CHECK((kept.detach() * 2.0).to_host() == Vec{2.0, 2.0});
+}
+
+TEST_CASE_TEMPLATE("tape: leaf() without a Tape in scope is a TapeError", B, L2RW_BACKENDS) {
+    check_throws_mentioning<TapeError>([] { (void)leaf(TensorD<B>::ones(Shape{1})); }, {"leaf", "no Tape"},
+                                       "leaf without tape");
+}
+
+TEST_CASE_TEMPLATE("grad: a NaN or infinite loss is a NumericError", B, L2RW_BACKENDS) {
+    Tape<double, B> tape;
+    auto x = tape.leaf(tensor<B>(Shape{2}, {1.0, -1.0}));
+    auto nan_loss = sum(log(x));
+    check_throws_mentioning<NumericError>([&] { (void)grad(nan_loss, x); }, {"not finite"}, "NaN loss");
+    auto inf_loss = sum(exp(x * 1000.0));
+    check_throws_mentioning<NumericError>([&] { (void)grad(inf_loss, x); }, {"not finite"}, "inf loss");
+    // Opting out returns the (non-finite) gradient instead.
+    auto g = grad(nan_loss, x, GradOptions{.check_finite = false}).to_host();
+    CHECK(g[0] == 1.0);
+    CHECK(g[1] == -1.0);
+    CHECK_NOTHROW((void)grad(sum(x * x), x));
+}
+
+TEST_CASE_TEMPLATE("grad: contributions of a Var used several times accumulate", B, L2RW_BACKENDS) {
+    Tape<double, B> tape;
+    const Vec xs{0.3, -0.7};
+    auto x = tape.leaf(tensor<B>(Shape{2}, xs));
+    auto y = sum(x * x + x * 3.0 + exp(x) - x);
+    auto g = grad(y, x).to_host();
+    for (std::size_t i = 0; i < 2; ++i) CHECK(g[i] == doctest::Approx(2 * xs[i] + 3 + std::exp(xs[i]) - 1).epsilon(1e-14));
+
+    // A diamond: a feeds b twice, and x feeds a and the output directly.
+    auto a = x * 2.0;
+    auto b = a + a * a;
+    auto z = sum(b * x);
+    auto gz = grad(z, x).to_host();
+    // z = Σ (2x + 4x²) x = Σ 2x² + 4x³ -> 4x + 12x²
+    for (std::size_t i = 0; i < 2; ++i)
+        CHECK(gz[i] == doctest::Approx(4 * xs[i] + 12 * xs[i] * xs[i]).epsilon(1e-14));
+
+    // Gradient of a Var with respect to itself is the seed.
+    auto sx = sum(x);
+    CHECK(grad(sx, sx).item() == 1.0);
+    // Intermediate nodes as inputs: gradients with respect to a and x together.
+    auto both = grad(z, std::vector<VarD<B>>{a, x});
+    auto ga = both[0].to_host();
+    for (std::size_t i = 0; i < 2; ++i) CHECK(ga[i] == doctest::Approx((1 + 2 * 2 * xs[i]) * xs[i]).epsilon(1e-14));
+    check_close(both[1].to_host(), gz, 1e-14, 0, "total derivative when a is also an input");
+}
+
+TEST_CASE_TEMPLATE("tape: NoGradGuard gives constants; grad without create_graph records nothing", B, L2RW_BACKENDS) {
+    Tape<double, B> tape;
+    auto x = tape.leaf(tensor<B>(Shape{2}, {1.0, 2.0}));
+    CHECK(grad_enabled());
+    const auto n0 = tape.size();
+    {
+        NoGradGuard off;
+        CHECK_FALSE(grad_enabled());
+        {
+            NoGradGuard again;
+            CHECK_FALSE(grad_enabled());
+        }
+        CHECK_FALSE(grad_enabled());
+        auto y = sum(exp(x) * x);
+        CHECK_FALSE(y.requires_grad());
+        CHECK(y.item() == doctest::Approx(std::exp(1.0) + 2 * std::exp(2.0)));
+        CHECK(tape.size() == n0);
+        check_throws_mentioning<TapeError>([&] { (void)grad(y, x); }, {"does not require grad"}, "no-grad output");
+    }
+    CHECK(grad_enabled());
+    auto y = sum(exp(x) * x);
+    CHECK(y.requires_grad());
+    const auto n1 = tape.size();
+    CHECK(n1 > n0);
+    auto g = grad(y, x);
+    CHECK_FALSE(g.requires_grad());
+    CHECK(tape.size() == n1);  // the backward pass ran unrecorded
+    auto g2 = grad(y, x, GradOptions{.create_graph = true});
+    CHECK(g2.requires_grad());
+    CHECK(tape.size() > n1);
+    check_close(g.to_host(), g2.to_host(), 0, 0, "create_graph gives the same values");
+}
+
+// ---- higher orders ------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("grad: third derivative of tanh(x) x^3", B, L2RW_BACKENDS) {
+    // f = t x³ with t = tanh x, s = 1 - t²: t' = s, t'' = -2ts, t''' = -2s² + 4t²s.
+    auto analytic = [](double x) {
+        const double t = std::tanh(x), s = 1 - t * t;
+        const double t1 = s, t2 = -2 * t * s, t3 = -2 * s * s + 4 * t * t * s;
+        const double p = x * x * x, p1 = 3 * x * x, p2 = 6 * x, p3 = 6;
+        return std::array<double, 4>{t * p, t1 * p + t * p1, t2 * p + 2 * t1 * p1 + t * p2,
+                                     t3 * p + 3 * t2 * p1 + 3 * t1 * p2 + t * p3};
+    };
+    auto derivs = [](double x0) {
+        Tape<double, B> tape;
+        auto x = tape.leaf(TensorD<B>::scalar(x0));
+        auto f = tanh(x) * pow(x, 3.0);
+        auto d1 = grad(f, x, GradOptions{.create_graph = true});
+        auto d2 = grad(d1, x, GradOptions{.create_graph = true});
+        auto d3 = grad(d2, x);
+        return std::array<double, 4>{f.item(), d1.item(), d2.item(), d3.item()};
+    };
+    for (double x0 : {0.7, -1.3, 2.1}) {
+        CAPTURE(x0);
+        const auto a = analytic(x0), d = derivs(x0);
+        for (int k = 0; k < 4; ++k) {
+            CAPTURE(k);
+            CHECK(d[static_cast<std::size_t>(k)] == doctest::Approx(a[static_cast<std::size_t>(k)]).epsilon(1e-12));
+        }
+        CHECK(std::abs(d[3]) > 0.1);
+        // Independent of the closed form: central differences of the second derivative.
+        const double h = 1e-5;
+        const double fd3 = (derivs(x0 + h)[2] - derivs(x0 - h)[2]) / (2 * h);
+        CHECK(d[3] == doctest::Approx(fd3).epsilon(1e-7));
+    }
+}
+
+TEST_CASE("grad: a chain of 1,000,000 nodes, without recursion") {
+    using B = Cpu;
+#if L2RW_TEST_ASAN
+    // ASan makes each of the ~10 allocations per node slow (30 s for 1e6 here); 3e5 nodes still
+    // far exceed what a recursive walk or a recursive destructor could survive on its stack.
+    constexpr int n = 300'000;
+#else
+    constexpr int n = 1'000'000;
+#endif
+    constexpr double c = 1.0000001;
+    const auto t0 = std::chrono::steady_clock::now();
+    Tape<double, B> tape;
+    auto x = tape.leaf(TensorD<B>::scalar(1.0));
+    auto y = x;
+    for (int i = 0; i < n; ++i) y = y * c;
+    CHECK(tape.size() == static_cast<std::size_t>(n) + 1);
+    const double want = std::pow(c, n);  // about e^0.1
+    CHECK(y.item() == doctest::Approx(want).epsilon(1e-9));
+    const double g = grad(y, x).item();
+    CHECK(g == doctest::Approx(want).epsilon(1e-9));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE(n << "-node chain, record + grad: " << secs << " s");
+}
+
+// ---- threads -----------------------------------------------------------------------------------
+
+namespace {
+struct TrainResult {
+    std::vector<Vec> params;
+    Vec losses;
+};
+
+/// A few full-batch SGD steps of a tiny MLP; every step on its own Tape, built with the
+/// thread-local free leaf().
+template <Backend B>
+TrainResult train_tiny(std::uint64_t seed, int steps) {
+    auto p = mlp_init<double, B>(3, 6, 3, seed);
+    const auto x = TensorD<B>::randn(Shape{10, 3}, seed + 10);
+    const auto y = random_labels<B>(10, 3, seed + 11);
+    TrainResult r;
+    for (int s = 0; s < steps; ++s) {
+        Tape<double, B> tape;
+        std::vector<VarD<B>> v;
+        for (auto& t : p) v.push_back(leaf(t));
+        auto loss = mean(mlp_losses(v, VarD<B>(x), y));
+        auto g = grad(loss, v);
+        r.losses.push_back(loss.item());
+        NoGradGuard off;
+        for (std::size_t i = 0; i < p.size(); ++i) p[i].assign((v[i] - g[i] * 0.5).value());
+    }
+    for (auto& t : p) r.params.push_back(t.to_host());
+    return r;
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("tape: two threads train on their own tapes at once", B, L2RW_BACKENDS) {
+    constexpr int steps = 40;
+    const auto seq1 = train_tiny<B>(101, steps), seq2 = train_tiny<B>(202, steps);
+    CHECK(seq1.losses.back() < 0.8 * seq1.losses.front());
+    CHECK(seq2.losses.back() < 0.8 * seq2.losses.front());
+    CHECK(seq1.losses != seq2.losses);
+
+    TrainResult par1, par2;
+    std::exception_ptr e1, e2;
+    bool leaf_threw = false;
+    {
+        // The main thread's tape is not the other threads' tape.
+        Tape<double, B> main_tape;
+        std::thread t1([&] {
+            try {
+                par1 = train_tiny<B>(101, steps);
+            } catch (...) {
+                e1 = std::current_exception();
+            }
+        });
+        std::thread t2([&] {
+            try {
+                par2 = train_tiny<B>(202, steps);
+            } catch (...) {
+                e2 = std::current_exception();
+            }
+        });
+        std::thread t3([&] {
+            try {
+                (void)leaf(TensorD<B>::ones(Shape{1}));
+            } catch (const TapeError&) {
+                leaf_threw = true;
+            }
+        });
+        t1.join();
+        t2.join();
+        t3.join();
+        CHECK(main_tape.is_current());
+        CHECK(main_tape.size() == 0);
+    }
+    CHECK(leaf_threw);
+    REQUIRE_FALSE(e1);
+    REQUIRE_FALSE(e2);
+    REQUIRE(par1.params.size() == seq1.params.size());
+    check_close(par1.losses, seq1.losses, 1e-13, 0, "thread 1 losses vs sequential");
+    check_close(par2.losses, seq2.losses, 1e-13, 0, "thread 2 losses vs sequential");
+    for (std::size_t i = 0; i < seq1.params.size(); ++i) {
+        check_close(par1.params[i], seq1.params[i], 1e-13, 0, "thread 1 parameter " + std::to_string(i));
+        check_close(par2.params[i], seq2.params[i], 1e-13, 0, "thread 2 parameter " + std::to_string(i));
+    }
+}
+
+// ---- memory ------------------------------------------------------------------------------------
+
+TEST_CASE("tape: memory is released every step (10,000 MLP steps, flat RSS)") {
+    using B = Cpu;
+#if L2RW_TEST_ASAN
+    constexpr int steps = 1'500;  // ASan: allocations are slow and its quarantine holds freed memory
+    constexpr int probe = 500;
+#else
+    constexpr int steps = 10'000;
+    constexpr int probe = 1'000;
+#endif
+    auto p = mlp_init<double, B>(8, 16, 4, 7);
+    const auto x = TensorD<B>::randn(Shape{32, 8}, 8);
+    const auto y = random_labels<B>(32, 4, 9);
+    std::size_t nodes_first = 0, nodes_bad = 0, rss_probe = 0;
+    double first_loss = 0, last_loss = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int s = 1; s <= steps; ++s) {
+        Tape<double, B> tape;
+        auto v = leaves<B>(tape, p);
+        auto loss = mean(mlp_losses(v, VarD<B>(x), y));
+        auto g = grad(loss, v);
+        // SGD in place through data(): the parameter buffers are updated, never reallocated.
+        for (std::size_t i = 0; i < p.size(); ++i) {
+            double* w = p[i].data();
+            const auto gh = g[i].to_host();
+            for (std::size_t j = 0; j < gh.size(); ++j) w[j] -= 0.2 * gh[j];
+        }
+        if (s == 1) {
+            nodes_first = tape.size();
+            first_loss = loss.item();
+        } else if (tape.size() != nodes_first) {
+            ++nodes_bad;
+        }
+        last_loss = loss.item();
+        if (s == probe) rss_probe = rss_bytes();
+    }
+    const std::size_t rss_end = rss_bytes();
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    MESSAGE(steps << " steps in " << secs << " s; " << nodes_first << " nodes per step; RSS "
+                  << rss_probe / 1024 << " KiB at step " << probe << ", " << rss_end / 1024 << " KiB at the end");
+    CHECK(nodes_first > 10);
+    CHECK(nodes_bad == 0);
+    CHECK(last_loss < 0.5 * first_loss);
+    REQUIRE(rss_probe > 0);
+#if L2RW_TEST_ASAN
+    MESSAGE("RSS flatness not checked under AddressSanitizer (its quarantine keeps freed memory)");
+#else
+    CHECK_MESSAGE(rss_end <= rss_probe + 2u * 1024u * 1024u,
+                  "RSS grew from " << rss_probe / 1024 << " KiB at step " << probe << " to " << rss_end / 1024
+                                   << " KiB at step " << steps);
+#endif
+}
+
+// ---- the meta-gradient identity (DESIGN.md) ---------------------------------------------------
+
+namespace {
+constexpr index_t kIn = 5, kHidden = 7, kClasses = 3, kTrain = 6, kVal = 8;
+constexpr double kAlpha = 0.3;
+
+template <Backend B>
+struct MetaProblem {
+    std::vector<TensorD<B>> theta = mlp_init<double, B>(kIn, kHidden, kClasses, 41);
+    TensorD<B> x = TensorD<B>::randn(Shape{kTrain, kIn}, 42);
+    IndexTensor<B> y = random_labels<B>(kTrain, kClasses, 43);
+    TensorD<B> xv = TensorD<B>::randn(Shape{kVal, kIn}, 44);
+    IndexTensor<B> yv = random_labels<B>(kVal, kClasses, 45);
+};
+
+/// L_v after a real lookahead step θ' = θ - α ∇_θ Σ ε_i f_i(θ), for a given ε (no create_graph).
+template <Backend B>
+double lookahead_val_loss(const MetaProblem<B>& P, const TensorD<B>& eps) {
+    Tape<double, B> tape;
+    auto th = leaves<B>(tape, P.theta);
+    auto l_eps = sum(VarD<B>(eps) * mlp_losses(th, VarD<B>(P.x), P.y));
+    auto g = grad(l_eps, th);
+    std::vector<VarD<B>> th2;
+    for (std::size_t i = 0; i < th.size(); ++i) th2.emplace_back((th[i].detach() - g[i] * kAlpha).value());
+    return mean(mlp_losses(th2, VarD<B>(P.xv), P.yv)).item();
+}
+}  // namespace
+
+TEST_CASE_TEMPLATE("meta-gradient: backward-on-backward equals alpha <grad L_v, grad f_i>", B, L2RW_BACKENDS) {
+    MetaProblem<B> P;
+
+    // u = -∂L_v(θ - α ∇_θ Σ ε_i f_i)/∂ε at ε = 0, by double backward.
+    Vec u;
+    {
+        Tape<double, B> tape;
+        auto th = leaves<B>(tape, P.theta);
+        auto eps = tape.leaf(TensorD<B>::zeros(Shape{kTrain}));
+        auto l_eps = sum(eps * mlp_losses(th, VarD<B>(P.x), P.y));
+        auto g = grad(l_eps, th, GradOptions{.create_graph = true});
+        std::vector<VarD<B>> th2;
+        for (std::size_t i = 0; i < th.size(); ++i) th2.push_back(th[i] - g[i] * kAlpha);
+        auto l_v = mean(mlp_losses(th2, VarD<B>(P.xv), P.yv));
+        u = (-grad(l_v, eps)).to_host();
+    }
+
+    // The closed form, example by example with separate grad() calls.
+    std::vector<Vec> gv;
+    {
+        Tape<double, B> tape;
+        auto th = leaves<B>(tape, P.theta);
+        for (auto& g : grad(mean(mlp_losses(th, VarD<B>(P.xv), P.yv)), th)) gv.push_back(g.to_host());
+    }
+    Vec want(static_cast<std::size_t>(kTrain));
+    for (index_t i = 0; i < kTrain; ++i) {
+        Tape<double, B> tape;
+        auto th = leaves<B>(tape, P.theta);
+        const auto one = labels<B>({i});
+        auto fi = mlp_losses(th, VarD<B>(eager::gather_rows(P.x, one)), eager::gather_rows(P.y, one));
+        auto gi = grad(sum(fi), th);
+        long double dot = 0;
+        for (std::size_t k = 0; k < gi.size(); ++k) {
+            const auto h = gi[k].to_host();
+            for (std::size_t j = 0; j < h.size(); ++j) dot += static_cast<long double>(h[j]) * gv[k][j];
+        }
+        want[static_cast<std::size_t>(i)] = kAlpha * static_cast<double>(dot);
+    }
+    const double scale = max_abs(want);
+    REQUIRE(scale > 1e-3);
+    CHECK(max_abs(u) > 1e-3);
+    // Both signs occur, so the sign of the identity is tested too.
+    CHECK(*std::min_element(want.begin(), want.end()) < 0);
+    CHECK(*std::max_element(want.begin(), want.end()) > 0);
+    check_close(u, want, 0, 1e-9 * scale, "u = -dL_v/d eps vs alpha <grad L_v, grad f_i>", Shape{kTrain});
+
+    // And against a real lookahead with ε perturbed: u_i ≈ -(L_v(h e_i) - L_v(-h e_i)) / 2h.
+    Vec fd(static_cast<std::size_t>(kTrain));
+    const double h = 1e-4;
+    for (index_t i = 0; i < kTrain; ++i) {
+        Vec e(static_cast<std::size_t>(kTrain), 0.0);
+        e[static_cast<std::size_t>(i)] = h;
+        const double up = lookahead_val_loss<B>(P, tensor<B>(Shape{kTrain}, e));
+        e[static_cast<std::size_t>(i)] = -h;
+        const double down = lookahead_val_loss<B>(P, tensor<B>(Shape{kTrain}, e));
+        fd[static_cast<std::size_t>(i)] = -(up - down) / (2 * h);
+    }
+    check_close(u, fd, 0, 1e-6 * scale, "u vs central differences of a real lookahead", Shape{kTrain});
+}

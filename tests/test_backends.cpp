@@ -1,0 +1,292 @@
+// tests/test_backends.cpp — Tensor basics on every backend, the seeded random numbers, and
+// the Cpu and Thrust backends agreeing on every op's forward values and on gradients and
+// Hessian-vector products of a composite (an MLP loss).
+#include "testing.hpp"
+
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+using namespace l2rw;
+using namespace l2rw::testing;
+
+namespace {
+using Vec = std::vector<double>;
+}  // namespace
+
+// ---- Shape ------------------------------------------------------------------------------------
+
+TEST_CASE("shape: rank, numel, str, broadcasting and errors") {
+    const Shape s{2, 3, 4};
+    CHECK(s.rank() == 3);
+    CHECK(s.numel() == 24);
+    CHECK(s.str() == "[2, 3, 4]");
+    CHECK(s.dim(-1) == 4);
+    CHECK(Shape{}.rank() == 0);
+    CHECK(Shape{}.numel() == 1);
+    CHECK(Shape{}.str() == "[]");
+    CHECK(Shape{0, 5}.numel() == 0);
+    CHECK(s == Shape{2, 3, 4});
+    CHECK_FALSE(s == Shape{2, 3});
+    CHECK(s.padded() == std::array<index_t, 4>{1, 2, 3, 4});
+    CHECK(broadcast_shapes(Shape{2, 1, 4}, Shape{3, 1}, "t") == Shape{2, 3, 4});
+    CHECK(broadcast_shapes(Shape{}, Shape{5}, "t") == Shape{5});
+    check_throws_mentioning<ShapeError>([] { (void)broadcast_shapes(Shape{2, 3}, Shape{4}, "myop"); },
+                                        {"myop", "[2, 3]", "[4]"}, "broadcast_shapes");
+    check_throws_mentioning<ShapeError>([] { (void)Shape{1, 2, 3, 4, 5}; }, {"rank 5"}, "rank 5");
+    check_throws_mentioning<ShapeError>([] { (void)Shape{2, -1}; }, {"negative", "-1"}, "negative dim");
+    check_throws_mentioning<ShapeError>([&] { (void)s.dim(3); }, {"axis 3", "[2, 3, 4]"}, "dim out of range");
+    check_throws_mentioning<ShapeError>([&] { (void)s.dim(-4); }, {"axis -4"}, "negative dim out of range");
+}
+
+// ---- Tensor basics ---------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("tensor: construction, copies, views and errors", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    CHECK(T().rank() == 1);
+    CHECK(T().numel() == 0);
+    CHECK(T::zeros(Shape{2, 3}).to_host() == Vec(6, 0.0));
+    CHECK(T::ones(Shape{4}).to_host() == Vec(4, 1.0));
+    CHECK(T::full(Shape{2, 2}, -2.5).to_host() == Vec(4, -2.5));
+    auto sc = T::scalar(7.0);
+    CHECK(sc.rank() == 0);
+    CHECK(sc.item() == 7.0);
+    CHECK(Tensor<float, B>::full(Shape{3}, 1.5f).to_host() == std::vector<float>(3, 1.5f));
+
+    const Vec h{1, 2, 3, 4, 5, 6};
+    auto t = T::from_host(Shape{2, 3}, h);
+    CHECK(t.to_host() == h);
+    CHECK(t.shape() == Shape{2, 3});
+    CHECK(t.dim(0) == 2);
+    CHECK(t.dim(-1) == 3);
+    check_throws_mentioning<ShapeError>([&] { (void)T::from_host(Shape{2, 3}, Vec{1, 2, 3, 4, 5}); },
+                                        {"from_host", "[2, 3]", "6", "5"}, "from_host size mismatch");
+    check_throws_mentioning<ShapeError>([&] { (void)t.item(); }, {"item", "[2, 3]"}, "item of a matrix");
+
+    // Copies share the buffer; clone() does not.
+    auto alias = t;
+    CHECK(alias.shares_buffer_with(t));
+    auto deep = t.clone();
+    CHECK_FALSE(deep.shares_buffer_with(t));
+    CHECK(deep.to_host() == h);
+    deep.assign(T::zeros(Shape{2, 3}));
+    CHECK(deep.to_host() == Vec(6, 0.0));
+    CHECK(t.to_host() == h);
+
+    // reshape is a view of the same buffer.
+    auto r = t.reshape(Shape{3, 2});
+    CHECK(r.shape() == Shape{3, 2});
+    CHECK(r.shares_buffer_with(t));
+    r.assign(T::from_host(Shape{3, 2}, Vec{6, 5, 4, 3, 2, 1}));
+    CHECK(t.to_host() == Vec{6, 5, 4, 3, 2, 1});
+    CHECK(t.reshape(Shape{6}).to_host() == Vec{6, 5, 4, 3, 2, 1});
+    CHECK(t.reshape(Shape{1, 1, 2, 3}).rank() == 4);
+    check_throws_mentioning<ShapeError>([&] { (void)t.reshape(Shape{4, 2}); }, {"reshape", "[2, 3]", "[4, 2]"},
+                                        "reshape size mismatch");
+    check_throws_mentioning<ShapeError>([&] { t.assign(T::zeros(Shape{3, 2})); }, {"assign", "[3, 2]", "[2, 3]"},
+                                        "assign shape mismatch");
+
+    // Index tensors.
+    auto idx = IndexTensor<B>::from_host(Shape{3}, std::vector<index_t>{4, 0, -2});
+    CHECK(idx.to_host() == std::vector<index_t>{4, 0, -2});
+}
+
+TEST_CASE_TEMPLATE("backend: sum and gemm primitives", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    auto x = T::from_host(Shape{5}, Vec{1, 2, 3, 4, 5.5});
+    CHECK(B::sum(x.data(), x.numel()) == 15.5);
+    CHECK(B::sum(x.data(), 0) == 0.0);
+    // C += A B with accumulate, and k = 0.
+    auto a = T::from_host(Shape{2, 2}, Vec{1, 2, 3, 4});
+    auto b = T::from_host(Shape{2, 2}, Vec{5, 6, 7, 8});
+    auto c = T::ones(Shape{2, 2});
+    B::gemm(false, false, 2, 2, 2, a.data(), b.data(), c.data(), true);
+    CHECK(c.to_host() == Vec{20, 23, 44, 51});
+    auto e = eager::matmul(T::zeros(Shape{2, 0}), T::zeros(Shape{0, 3}));
+    CHECK(e.shape() == Shape{2, 3});
+    CHECK(e.to_host() == Vec(6, 0.0));
+}
+
+// ---- random numbers -------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("random: seeded, deterministic, with the right moments", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    const auto a = T::randn(Shape{64}, 5).to_host(), b = T::randn(Shape{64}, 5).to_host();
+    CHECK(a == b);
+    CHECK(a != T::randn(Shape{64}, 6).to_host());
+    // The same numbers as the Cpu backend (and as the generator itself).
+    CHECK(a == TensorD<Cpu>::randn(Shape{64}, 5).to_host());
+    CHECK(T::uniform(Shape{9}, 3, -1, 1).to_host() == TensorD<Cpu>::uniform(Shape{9}, 3, -1, 1).to_host());
+    Rng rng(5);
+    CHECK(a[0] == rng.normal());
+    CHECK(a[1] == rng.normal());
+
+    constexpr index_t n = 200'000;
+    auto moments = [](const Vec& v) {
+        long double s = 0, s2 = 0;
+        for (double x : v) s += x;
+        const long double m = s / static_cast<long double>(v.size());
+        for (double x : v) s2 += (x - m) * (x - m);
+        return std::pair<double, double>(static_cast<double>(m), static_cast<double>(s2 / (v.size() - 1)));
+    };
+    const double sn = std::sqrt(static_cast<double>(n));
+    {
+        const auto v = T::randn(Shape{n}, 11, 2.0, 3.0).to_host();
+        const auto [m, var] = moments(v);
+        CHECK(std::abs(m - 2.0) < 5 * 3.0 / sn);
+        CHECK(std::abs(var - 9.0) < 5 * 9.0 * std::sqrt(2.0) / sn);
+        // About 68.3% within one standard deviation.
+        const auto within = std::count_if(v.begin(), v.end(), [](double x) { return std::abs(x - 2.0) < 3.0; });
+        CHECK(std::abs(static_cast<double>(within) / n - 0.6827) < 0.005);
+    }
+    {
+        const auto v = T::uniform(Shape{n}, 12, -1.0, 3.0).to_host();
+        CHECK(*std::min_element(v.begin(), v.end()) >= -1.0);
+        CHECK(*std::max_element(v.begin(), v.end()) < 3.0);
+        CHECK(*std::min_element(v.begin(), v.end()) < -0.999);
+        CHECK(*std::max_element(v.begin(), v.end()) > 2.999);
+        const auto [m, var] = moments(v);
+        const double sd = 4.0 / std::sqrt(12.0);
+        CHECK(std::abs(m - 1.0) < 5 * sd / sn);
+        CHECK(std::abs(var - sd * sd) < 0.01 * sd * sd);
+    }
+    Rng r(1);
+    std::vector<int> counts(5, 0);
+    for (int i = 0; i < 50'000; ++i) ++counts[static_cast<std::size_t>(r.below(5))];
+    for (int c : counts) CHECK(std::abs(c - 10'000) < 500);
+}
+
+// ---- the two backends agree --------------------------------------------------------------------
+
+#if L2RW_TEST_HAS_THRUST
+namespace {
+using Th = Thrust<L2RW_TEST_THRUST_SYSTEM>;
+
+template <Backend B>
+std::vector<TensorD<B>> make_inputs(const std::vector<Shape>& shapes, bool positive) {
+    std::vector<TensorD<B>> v;
+    for (std::size_t i = 0; i < shapes.size(); ++i) {
+        const auto seed = 900 + 17 * i;
+        v.push_back(positive ? TensorD<B>::uniform(shapes[i], seed, 0.5, 2.0) : TensorD<B>::randn(shapes[i], seed));
+    }
+    return v;
+}
+
+template <Backend B, class F>
+std::pair<Vec, std::vector<Vec>> run_op(F& f, const std::vector<Shape>& shapes, bool positive) {
+    const auto xs = make_inputs<B>(shapes, positive);
+    std::vector<VarD<B>> cs(xs.begin(), xs.end());
+    const Vec y = f(cs).to_host();
+    Tape<double, B> tape;
+    std::vector<VarD<B>> ls;
+    for (const auto& x : xs) ls.push_back(tape.leaf(x));
+    auto out = f(ls);
+    auto g = vjp(out, ls, VarD<B>(TensorD<B>::randn(out.shape(), 77)), GradOptions{.allow_unused = true});
+    std::vector<Vec> gh;
+    for (auto& gi : g) gh.push_back(gi.to_host());
+    return {y, gh};
+}
+
+/// Forward values and VJPs of `f` on Cpu and Thrust agree to `rtol`, relative to the largest
+/// magnitude of each result.
+template <class F>
+void same_on_both(const std::string& name, F f, const std::vector<Shape>& shapes, bool positive = false,
+                  double rtol = 1e-12) {
+    const auto [yc, gc] = run_op<Cpu>(f, shapes, positive);
+    const auto [yt, gt] = run_op<Th>(f, shapes, positive);
+    CHECK_MESSAGE(max_abs(yc) > 0, name << ": forward is all zero");
+    check_close(yt, yc, rtol, rtol * max_abs(yc), name + ": forward, Thrust vs Cpu");
+    for (std::size_t i = 0; i < gc.size(); ++i)
+        check_close(gt[i], gc[i], rtol, rtol * max_abs(gc[i]),
+                    name + ": VJP of input " + std::to_string(i) + ", Thrust vs Cpu");
+}
+
+#define L2RW_OP(expr) [](const auto& v) { \
+    using B [[maybe_unused]] = typename std::decay_t<decltype(v[0])>::backend; \
+    return expr; }
+}  // namespace
+
+TEST_CASE("backends: Cpu and Thrust agree on every op (forward and VJP)") {
+    const Shape m{3, 4}, row{4}, col{3, 1};
+    same_on_both("add", L2RW_OP(v[0] + v[1]), {m, row});
+    same_on_both("sub", L2RW_OP(v[0] - v[1]), {m, col});
+    same_on_both("mul", L2RW_OP(v[0] * v[1]), {col, row});
+    same_on_both("div", L2RW_OP(v[0] / v[1]), {m, row}, true);
+    same_on_both("rank-4 broadcast", L2RW_OP(v[0] * v[1]), {Shape{2, 1, 3, 1}, Shape{1, 2, 1, 2}});
+    same_on_both("scalar forms", L2RW_OP(2.0 - v[0] * 3.0 + 1.5 / v[0] - v[0] / 4.0 + 1.0), {m}, true);
+    same_on_both("neg", L2RW_OP(-v[0]), {m});
+    same_on_both("exp", L2RW_OP(exp(v[0])), {m});
+    same_on_both("log", L2RW_OP(log(v[0])), {m}, true);
+    same_on_both("sqrt", L2RW_OP(sqrt(v[0])), {m}, true);
+    same_on_both("pow", L2RW_OP(pow(v[0], 2.5)), {m}, true);
+    same_on_both("square", L2RW_OP(square(v[0])), {m});
+    same_on_both("relu", L2RW_OP(relu(v[0])), {m});
+    same_on_both("sigmoid", L2RW_OP(sigmoid(v[0])), {m});
+    same_on_both("tanh", L2RW_OP(tanh(v[0])), {m});
+    same_on_both("softplus", L2RW_OP(softplus(v[0] * 10.0)), {m});
+    same_on_both("sum", L2RW_OP(sum(v[0])), {Shape{2, 3, 4}});
+    for (int axis : {0, 1, 2})
+        for (bool keep : {false, true}) {
+            CAPTURE(axis);
+            CAPTURE(keep);
+            same_on_both("sum axis", [axis, keep](const auto& v) { return sum(v[0], axis, keep); }, {Shape{2, 3, 4}});
+            same_on_both("mean axis", [axis, keep](const auto& v) { return mean(v[0], axis, keep); }, {Shape{2, 3, 4}});
+        }
+    same_on_both("mean", L2RW_OP(mean(v[0])), {Shape{2, 3, 4}});
+    same_on_both("max_detached", L2RW_OP(max_detached(v[0], 1) * v[1]), {m, Shape{3}});
+    same_on_both("sum_to", L2RW_OP(sum_to(v[0], Shape{3, 1})), {Shape{2, 3, 4}});
+    same_on_both("broadcast_to", L2RW_OP(broadcast_to(v[0], Shape{2, 3, 4})), {col});
+    same_on_both("reshape", L2RW_OP(reshape(v[0], Shape{6, 4})), {Shape{2, 3, 4}});
+    same_on_both("permute 3", L2RW_OP(permute(v[0], {2, 0, 1})), {Shape{2, 3, 4}});
+    same_on_both("permute 4", L2RW_OP(permute(v[0], {3, 1, 0, 2})), {Shape{2, 3, 2, 4}});
+    same_on_both("transpose", L2RW_OP(transpose(v[0])), {m});
+    same_on_both("matmul NN", L2RW_OP(matmul(v[0], v[1])), {Shape{5, 7}, Shape{7, 6}});
+    same_on_both("matmul TN", L2RW_OP(matmul(v[0], v[1], true, false)), {Shape{7, 5}, Shape{7, 6}});
+    same_on_both("matmul NT", L2RW_OP(matmul(v[0], v[1], false, true)), {Shape{5, 7}, Shape{6, 7}});
+    same_on_both("matmul TT", L2RW_OP(matmul(v[0], v[1], true, true)), {Shape{7, 5}, Shape{6, 7}});
+    same_on_both("matmul, larger", L2RW_OP(matmul(v[0], v[1])), {Shape{33, 65}, Shape{65, 17}});
+    same_on_both("gather_rows", L2RW_OP(gather_rows(v[0], labels<B>({2, 0, 2, 1}))), {m});
+    same_on_both("scatter_add_rows", L2RW_OP(scatter_add_rows(v[0], labels<B>({2, 0, 2}), 5)), {Shape{3, 4}});
+    same_on_both("pick", L2RW_OP(pick(v[0], labels<B>({3, 0, 1}))), {m});
+    same_on_both("unpick", L2RW_OP(unpick(v[0], labels<B>({3, 0, 1}), 4)), {Shape{3}});
+    same_on_both("log_softmax", L2RW_OP(log_softmax(v[0] * 5.0)), {m});
+    same_on_both("softmax", L2RW_OP(softmax(v[0])), {m});
+    same_on_both("softmax_cross_entropy", L2RW_OP(softmax_cross_entropy(v[0], labels<B>({3, 0, 1}))), {m});
+    same_on_both("binary_cross_entropy_with_logits", L2RW_OP(binary_cross_entropy_with_logits(v[0], sigmoid(v[1]))),
+                 {m, m});
+}
+
+TEST_CASE("backends: Cpu and Thrust agree on MLP gradients and Hessian-vector products") {
+    auto run = []<Backend B>(std::type_identity<B>) {
+        const auto theta = mlp_init<double, B>(6, 9, 4, 501);
+        const auto x = TensorD<B>::randn(Shape{12, 6}, 502);
+        const auto y = random_labels<B>(12, 4, 503);
+        Tape<double, B> tape;
+        std::vector<VarD<B>> th;
+        for (const auto& t : theta) th.push_back(tape.leaf(t));
+        auto loss = mean(mlp_losses(th, VarD<B>(x), y));
+        auto g = grad(loss, th, GradOptions{.create_graph = true});
+        VarD<B> gv;
+        for (std::size_t i = 0; i < th.size(); ++i) {
+            auto term = sum(g[i] * VarD<B>(TensorD<B>::randn(th[i].shape(), 510 + i)));
+            gv = gv.defined() ? gv + term : term;
+        }
+        auto hv = grad(gv, th);
+        std::vector<Vec> out{{loss.item()}};
+        for (auto& t : g) out.push_back(t.to_host());
+        for (auto& t : hv) out.push_back(t.to_host());
+        return out;
+    };
+    const auto c = run(std::type_identity<Cpu>{});
+    const auto t = run(std::type_identity<Th>{});
+    REQUIRE(c.size() == 9);
+    REQUIRE(t.size() == c.size());
+    const char* what[] = {"loss", "grad W1", "grad b1", "grad W2", "grad b2", "HVP W1", "HVP b1", "HVP W2", "HVP b2"};
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        CHECK_MESSAGE(max_abs(c[i]) > 0, what[i] << " is all zero");
+        check_close(t[i], c[i], 1e-12, 1e-12 * max_abs(c[i]), std::string("MLP ") + what[i] + ", Thrust vs Cpu");
+    }
+}
+#endif

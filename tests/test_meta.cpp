@@ -1,0 +1,385 @@
+// tests/test_meta.cpp — OnlineReweighter: the two strategies agree, the general one matches a
+// finite difference of a real lookahead step, normalisation, and the weights' behaviour on
+// noisy and imbalanced problems.
+#include <l2rw/meta.hpp>
+
+#include <cmath>
+#include <numeric>
+
+#include "testing.hpp"
+
+using namespace l2rw;
+using l2rw::testing::check_close;
+
+namespace {
+
+template <Backend B>
+using Model = nn::Sequential<double, B>;
+
+enum class Arch { mlp, lenet, resnet };
+
+template <Backend B>
+std::shared_ptr<Model<B>> make_model(Arch a, std::uint64_t seed) {
+    switch (a) {
+        case Arch::mlp: return nn::mlp<double, B>({6, 8, 3}, seed);
+        case Arch::lenet: return nn::lenet<double, B>({1, 12, 3}, seed);
+        case Arch::resnet: return nn::resnet_cifar<double, B>(8, 3, seed);
+    }
+    return nullptr;
+}
+
+template <Backend B>
+meta::Batch<double, B> make_batch(Arch a, index_t n, std::uint64_t seed) {
+    meta::Batch<double, B> b;
+    b.x = a == Arch::mlp     ? Tensor<double, B>::randn({n, 6}, seed)
+          : a == Arch::lenet ? Tensor<double, B>::randn({n, 1, 12, 12}, seed)
+                             : Tensor<double, B>::randn({n, 3, 8, 8}, seed);
+    std::vector<index_t> y(static_cast<std::size_t>(n));
+    Rng rng(seed + 1000);
+    for (auto& v : y) v = static_cast<index_t>(rng.below(3));
+    b.y = IndexTensor<B>::from_host({n}, y);
+    return b;
+}
+
+/// L_v(θ'(ε)) for a given ε, by a real lookahead step: g = ∇_θ Σ ε_i f_i, θ' = lookahead(θ, g).
+template <Backend B>
+double lookahead_validation_loss(Model<B>& m, const meta::Batch<double, B>& tr, const meta::Batch<double, B>& va,
+                                 const meta::Lookahead<double, B>& la, const std::vector<double>& eps) {
+    Tape<double, B> tape;
+    auto bind = nn::ParamBinding<double, B>::leaves(m, tape);
+    nn::Context<double, B> ctx{nn::Mode::meta, &bind, nullptr};
+    auto f = meta::default_loss(m.forward(Var<double, B>(tr.x), ctx), tr.y);
+    auto e = Var<double, B>(Tensor<double, B>::from_host({static_cast<index_t>(eps.size())}, eps));
+    auto g = grad(sum(f * e), bind.vars(), GradOptions{.allow_unused = true});
+    std::vector<Var<double, B>> theta1;
+    {
+        NoGradGuard ng;
+        theta1 = la.apply(bind.vars(), g);
+    }
+    auto bind1 = bind.substitute(theta1);
+    nn::Context<double, B> vctx{nn::Mode::meta, &bind1, nullptr};
+    return mean(meta::default_loss(m.forward(Var<double, B>(va.x), vctx), va.y)).item();
+}
+
+/// Optimizer-like state for the lookaheads: momentum buffers and Adam moments, seeded.
+template <Backend B>
+std::vector<Tensor<double, B>> state_like(Model<B>& m, std::uint64_t seed, double scale, bool positive) {
+    std::vector<Tensor<double, B>> out;
+    std::uint64_t k = 0;
+    for (auto& [name, t] : nn::named_parameters(m)) {
+        auto h = Tensor<double, B>::randn(t->shape(), seed + k++).to_host();
+        for (auto& v : h) v = positive ? scale * (v * v + 0.1) : scale * v;
+        out.push_back(Tensor<double, B>::from_host(t->shape(), h));
+    }
+    return out;
+}
+
+template <Backend B>
+meta::Lookahead<double, B> momentum_wd(Model<B>& m, bool nesterov) {
+    auto la = meta::Lookahead<double, B>::sgd(0.05);
+    const double mu = 0.9;
+    la.weight_decay = 5e-3;
+    la.scale = nesterov ? 1 + mu : 1.0;
+    la.offset = state_like<B>(m, 77, nesterov ? mu * mu * 0.1 : mu * 0.1, false);
+    return la;
+}
+
+template <Backend B>
+meta::Lookahead<double, B> adam(Model<B>& m) {
+    meta::Lookahead<double, B> la;
+    la.kind = meta::Lookahead<double, B>::Kind::adam;
+    la.lr = 1e-2;
+    la.weight_decay = 1e-3;
+    la.adam_m = state_like<B>(m, 91, 0.05, false);
+    la.adam_v = state_like<B>(m, 93, 0.01, true);
+    la.adam_step = 3;
+    return la;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("meta: exact and general strategies give the same meta-gradient", B, L2RW_BACKENDS) {
+    for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet}) {
+        CAPTURE(static_cast<int>(a));
+        auto m = make_model<B>(a, 5);
+        auto tr = make_batch<B>(a, 6, 21), va = make_batch<B>(a, 4, 22);
+        meta::OnlineReweighter<Model<B>> rw(*m);
+        for (int which = 0; which < 3; ++which) {
+            CAPTURE(which);
+            auto la = which == 0 ? meta::Lookahead<double, B>::sgd(0.1) : momentum_wd<B>(*m, which == 2);
+            auto ua = rw.meta_gradient(tr, va, la, meta::Strategy::general);
+            auto ub = rw.meta_gradient(tr, va, la, meta::Strategy::exact);
+            CHECK(testing::max_abs(ua) > 1e-6);  // a check of zeros proves nothing
+            check_close(ub, ua, 1e-10, 1e-14, "exact vs general");
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of the real lookahead", B, L2RW_BACKENDS) {
+    auto m = make_model<B>(Arch::resnet, 8);
+    auto tr = make_batch<B>(Arch::resnet, 5, 31), va = make_batch<B>(Arch::resnet, 4, 32);
+    meta::OnlineReweighter<Model<B>> rw(*m);
+    const std::vector<std::pair<const char*, meta::Lookahead<double, B>>> cases = {
+        {"plain SGD", meta::Lookahead<double, B>::sgd(0.1)},
+        {"momentum + weight decay", momentum_wd<B>(*m, false)},
+        {"Nesterov + weight decay", momentum_wd<B>(*m, true)},
+        {"Adam", adam<B>(*m)},
+    };
+    for (const auto& [name, la] : cases) {
+        CAPTURE(name);
+        auto u = rw.meta_gradient(tr, va, la, meta::Strategy::general);
+        const double h = 1e-5;
+        std::vector<double> fd(u.size());
+        for (std::size_t i = 0; i < u.size(); ++i) {
+            std::vector<double> ep(u.size(), 0.0), em(u.size(), 0.0);
+            ep[i] = h;
+            em[i] = -h;
+            fd[i] = -(lookahead_validation_loss<B>(*m, tr, va, la, ep) - lookahead_validation_loss<B>(*m, tr, va, la, em)) /
+                    (2 * h);
+        }
+        CHECK(testing::max_abs(fd) > 1e-6);
+        check_close(u, fd, 1e-6, 1e-9, name);
+        if (la.affine()) {
+            check_close(rw.meta_gradient(tr, va, la, meta::Strategy::exact), u, 1e-10, 1e-14, name);
+            CHECK(rw.resolve(la) == meta::Strategy::exact);
+        } else {
+            CHECK(rw.resolve(la) == meta::Strategy::general);
+            rw.options().strategy = meta::Strategy::exact;
+            CHECK_THROWS_AS(rw.weights(tr, va, la), ValueError);
+            rw.options().strategy = meta::Strategy::automatic;
+            CHECK(rw.weights(tr, va, la).strategy == meta::Strategy::general);
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skipped", B, L2RW_BACKENDS) {
+    auto m = make_model<B>(Arch::mlp, 3);
+    auto tr = make_batch<B>(Arch::mlp, 8, 41), va = make_batch<B>(Arch::mlp, 5, 42);
+    meta::OnlineReweighter<Model<B>> rw(*m);
+    auto r = rw.weights(tr, va);
+    REQUIRE(r.weights.size() == 8);
+    if (!r.skipped) {
+        CHECK(std::accumulate(r.weights.begin(), r.weights.end(), 0.0) == doctest::Approx(1.0).epsilon(1e-12));
+    }
+    index_t zeros = 0;
+    for (std::size_t i = 0; i < r.weights.size(); ++i) {
+        CHECK(r.weights[i] >= 0.0);
+        CHECK((r.weights[i] == 0.0) == (r.raw[i] <= 0.0));
+        zeros += r.weights[i] == 0.0;
+    }
+    CHECK(r.zero_count == zeros);
+    CHECK(std::isfinite(r.validation_loss));
+
+    // The training batch is one example repeated, validated against a different label.
+    meta::Batch<double, B> one{Tensor<double, B>::randn({1, 6}, 5), IndexTensor<B>::from_host({1}, {0}), {}};
+    meta::Batch<double, B> other{one.x, IndexTensor<B>::from_host({1}, {1}), {}};
+    auto r2 = rw.weights(one, other);
+    CHECK(r2.raw[0] < 0.0);
+    CHECK(r2.skipped);
+    CHECK(r2.weights[0] == 0.0);
+    CHECK(r2.zero_count == 1);
+
+    // Without normalisation the weights are max(u, 0) as is.
+    rw.options().normalize = false;
+    auto r3 = rw.weights(tr, va);
+    for (std::size_t i = 0; i < r3.weights.size(); ++i) CHECK(r3.weights[i] == std::max(r3.raw[i], 0.0));
+}
+
+TEST_CASE("meta: bad batches are rejected with messages that name them") {
+    auto m = nn::mlp<double, Cpu>({6, 8, 3}, 1);
+    meta::OnlineReweighter<nn::Sequential<double, Cpu>> rw(*m);
+    meta::Batch<double, Cpu> tr{Tensor<double, Cpu>::randn({4, 6}, 1), IndexTensor<Cpu>::from_host({3}, {0, 1, 2}), {}};
+    meta::Batch<double, Cpu> va{Tensor<double, Cpu>::randn({2, 6}, 2), IndexTensor<Cpu>::from_host({2}, {0, 1}), {}};
+    testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); }, {"training", "[4, 6]", "[3]"},
+                                                 "label count");
+    tr.y = IndexTensor<Cpu>::from_host({4}, {0, 1, 2, 7});
+    testing::check_throws_mentioning<ValueError>([&] { rw.weights(tr, va); }, {"label", "7"}, "label range");
+    tr.y = IndexTensor<Cpu>::from_host({4}, {0, 1, 2, 0});
+    tr.noisy = {true};
+    testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); }, {"noise flags"}, "flags");
+}
+
+namespace {
+
+/// A two-class problem in 10 dimensions: class means ±μ along a random direction.
+struct Problem {
+    std::vector<double> x;
+    std::vector<index_t> y, clean_y;
+    std::vector<bool> noisy;
+};
+Problem two_blobs(index_t n, double p_major, double flip, std::uint64_t seed) {
+    Rng rng(seed);
+    Problem p;
+    const int d = 10;
+    for (index_t i = 0; i < n; ++i) {
+        const index_t c = rng.uniform() < p_major ? 0 : 1;
+        for (int k = 0; k < d; ++k) p.x.push_back(rng.normal() + (k < 3 ? (c ? 1.2 : -1.2) : 0.0));
+        p.clean_y.push_back(c);
+        const bool f = rng.uniform() < flip;
+        p.y.push_back(f ? 1 - c : c);
+        p.noisy.push_back(f);
+    }
+    return p;
+}
+
+template <Backend B>
+meta::Batch<double, B> slice(const Problem& p, index_t from, index_t n, bool clean) {
+    std::vector<double> x(p.x.begin() + from * 10, p.x.begin() + (from + n) * 10);
+    std::vector<index_t> y(n);
+    std::vector<bool> fl(static_cast<std::size_t>(n));
+    for (index_t i = 0; i < n; ++i) {
+        y[static_cast<std::size_t>(i)] = clean ? p.clean_y[static_cast<std::size_t>(from + i)] : p.y[static_cast<std::size_t>(from + i)];
+        fl[static_cast<std::size_t>(i)] = !clean && p.noisy[static_cast<std::size_t>(from + i)];
+    }
+    return {Tensor<double, B>::from_host({n, 10}, x), IndexTensor<B>::from_host({n}, y), fl};
+}
+
+/// One reweighted SGD step with learning rate lr.
+template <Backend B>
+meta::StepReport<double> train_step(Model<B>& m, meta::OnlineReweighter<Model<B>>& rw, const meta::Batch<double, B>& tr,
+                                    const meta::Batch<double, B>& va, double lr) {
+    auto r = rw.weights(tr, va);
+    if (r.skipped) return r;
+    auto g = rw.weighted_gradient(tr, r.weights);
+    auto params = nn::named_parameters(m);
+    for (std::size_t k = 0; k < params.size(); ++k) {
+        auto p = params[k].second->to_host();
+        auto gk = g[k].to_host();
+        for (std::size_t i = 0; i < p.size(); ++i) p[i] -= lr * gk[i];
+        params[k].second->assign(Tensor<double, B>::from_host(params[k].second->shape(), p));
+    }
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("meta: flipped labels get little weight after a warm-up (40% uniform flips)") {
+    using B = Cpu;
+    auto m = nn::mlp<double, B>({10, 16, 2}, 7);
+    meta::OnlineReweighter<Model<B>> rw(*m);
+    const auto data = two_blobs(4000, 0.5, 0.4, 11);
+    const auto clean = two_blobs(20, 0.5, 0.0, 12);
+    const auto va = slice<B>(clean, 0, 20, true);
+    double w_noisy = 0, w_clean = 0;
+    index_t n_noisy = 0, n_clean = 0;
+    const index_t batch = 100, steps = 40;  // 4,000 examples: one pass
+    for (index_t s = 0; s < steps; ++s) {
+        auto tr = slice<B>(data, s * batch, batch, false);
+        auto r = train_step<B>(*m, rw, tr, va, 0.1);
+        if (s < 10) continue;  // warm-up
+        for (index_t i = 0; i < batch; ++i) {
+            if (tr.noisy[static_cast<std::size_t>(i)]) {
+                w_noisy += r.weights[static_cast<std::size_t>(i)];
+                ++n_noisy;
+            } else {
+                w_clean += r.weights[static_cast<std::size_t>(i)];
+                ++n_clean;
+            }
+        }
+        REQUIRE(r.noisy_mass.has_value());
+    }
+    const double mean_noisy = w_noisy / static_cast<double>(n_noisy), mean_clean = w_clean / static_cast<double>(n_clean);
+    MESSAGE("mean weight: flipped " << mean_noisy << ", clean " << mean_clean << " (ratio " << mean_noisy / mean_clean
+                                    << ")");
+    CHECK(mean_noisy < mean_clean / 3.0);
+}
+
+TEST_CASE("meta: the minority class of a 95:5 problem gets over 5% of the weight mass") {
+    using B = Cpu;
+    auto m = nn::mlp<double, B>({10, 16, 2}, 9);
+    meta::OnlineReweighter<Model<B>> rw(*m);
+    const auto data = two_blobs(4000, 0.95, 0.0, 21);
+    const auto clean = two_blobs(20, 0.5, 0.0, 22);
+    const auto va = slice<B>(clean, 0, 20, true);
+    double mass_minor = 0, mass_all = 0;
+    index_t n_minor = 0, n_all = 0;
+    const index_t batch = 100, steps = 30;
+    for (index_t s = 0; s < steps; ++s) {
+        auto tr = slice<B>(data, s * batch, batch, true);
+        auto r = train_step<B>(*m, rw, tr, va, 0.1);
+        if (s < 5) continue;
+        const auto y = tr.y.to_host();
+        for (index_t i = 0; i < batch; ++i) {
+            mass_all += r.weights[static_cast<std::size_t>(i)];
+            ++n_all;
+            if (y[static_cast<std::size_t>(i)] == 1) {
+                mass_minor += r.weights[static_cast<std::size_t>(i)];
+                ++n_minor;
+            }
+        }
+    }
+    const double share = mass_minor / mass_all;
+    MESSAGE("minority: " << n_minor << " of " << n_all << " examples, " << 100 * share << "% of the weight mass");
+    CHECK(share > 0.05);
+}
+
+TEST_CASE_TEMPLATE("meta: lookahead_from reproduces the optimizer's next step", B, L2RW_BACKENDS) {
+    auto m = make_model<B>(Arch::mlp, 4);
+    const optim::ParamList<double, B> params(nn::named_parameters(*m));
+    auto random_grads = [&](std::uint64_t seed) {
+        std::vector<Tensor<double, B>> g;
+        for (std::size_t i = 0; i < params.size(); ++i) g.push_back(Tensor<double, B>::randn(params[i].shape(), seed + i));
+        return g;
+    };
+    const std::vector<optim::SGDOptions> sgds = {
+        {.lr = 0.1},
+        {.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-2},
+        {.lr = 0.05, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-2},
+        {.lr = 0.05, .momentum = 0.8, .weight_decay = 1e-3, .dampening = 0.3},
+    };
+    for (std::size_t c = 0; c < sgds.size(); ++c) {
+        CAPTURE(c);
+        optim::SGD<double, B> opt(sgds[c]);
+        for (int s = 0; s < 3; ++s) {  // before any momentum buffer, and after
+            const auto g = random_grads(100 * c + 10 * s);
+            const auto la = meta::lookahead_from(opt, params);
+            CHECK(la.affine());
+            std::vector<Var<double, B>> th, gv;
+            for (std::size_t i = 0; i < params.size(); ++i) {
+                th.emplace_back(params[i].clone());
+                gv.emplace_back(g[i]);
+            }
+            const auto predicted = la.apply(th, gv);
+            opt.step(params, g);
+            for (std::size_t i = 0; i < params.size(); ++i)
+                check_close(params[i].to_host(), predicted[i].to_host(), 1e-13, 1e-15, "SGD lookahead vs step");
+        }
+    }
+    optim::Adam<double, B> adam_opt({.lr = 1e-2, .weight_decay = 1e-3});
+    for (int s = 0; s < 3; ++s) {
+        const auto g = random_grads(500 + 10 * s);
+        const auto la = meta::lookahead_from(adam_opt, params);
+        CHECK(!la.affine());
+        std::vector<Var<double, B>> th, gv;
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            th.emplace_back(params[i].clone());
+            gv.emplace_back(g[i]);
+        }
+        const auto predicted = la.apply(th, gv);
+        adam_opt.step(params, g);
+        for (std::size_t i = 0; i < params.size(); ++i)
+            check_close(params[i].to_host(), predicted[i].to_host(), 1e-12, 1e-14, "Adam lookahead vs step");
+    }
+}
+
+TEST_CASE_TEMPLATE("meta: step() takes the reweighted step with the user's optimizer", B, L2RW_BACKENDS) {
+    auto m = make_model<B>(Arch::resnet, 6);
+    auto twin = make_model<B>(Arch::resnet, 6);
+    auto tr = make_batch<B>(Arch::resnet, 6, 51), va = make_batch<B>(Arch::resnet, 4, 52);
+    meta::OnlineReweighter<Model<B>> rw(*m), rw_twin(*twin);
+    rw.options().lookahead = meta::LookaheadRule::optimizer;
+    optim::SGD<double, B> opt({.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
+    optim::SGD<double, B> opt_twin({.lr = 0.05, .momentum = 0.9, .weight_decay = 5e-4});
+    for (int s = 0; s < 3; ++s) {
+        auto r = rw.step(tr, va, opt);
+        // The same by hand: the weights for the optimizer's lookahead, then its step.
+        const optim::ParamList<double, B> tp(nn::named_parameters(*twin));
+        auto r2 = rw_twin.weights(tr, va, meta::lookahead_from(opt_twin, tp));
+        check_close(r.weights, r2.weights, 1e-12, 1e-15, "weights");
+        if (!r2.skipped) opt_twin.step(tp, rw_twin.weighted_gradient(tr, r2.weights));
+        CHECK(r.strategy == meta::Strategy::exact);
+    }
+    auto a = nn::named_tensors(*m), b = nn::named_tensors(*twin);
+    for (std::size_t i = 0; i < a.size(); ++i)
+        check_close(std::get<1>(a[i])->to_host(), std::get<1>(b[i])->to_host(), 1e-12, 1e-15, std::get<0>(a[i]));
+}
