@@ -4,6 +4,7 @@
 
 #include "autodiff.hpp"
 #include "backend/cpu.hpp"
+#include "data.hpp"
 #include "io/checkpoint.hpp"
 #include "meta.hpp"
 #include "nn.hpp"
