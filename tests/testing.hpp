@@ -24,7 +24,14 @@
 
 #include <l2rw/l2rw.hpp>
 
-#if defined(L2RW_TEST_THRUST) && L2RW_TEST_THRUST
+#if defined(__CUDACC__)
+// Compiled by nvcc (tests/nvcc_check.cu): the typed tests run on the GPU backend; the
+// test main skips them with a message when no CUDA device is present.
+#include <l2rw/backend/thrust.hpp>
+#define L2RW_TEST_THRUST_SYSTEM l2rw::CUDA
+#define L2RW_TEST_HAS_THRUST 1
+#define L2RW_BACKENDS l2rw::Thrust<l2rw::CUDA>
+#elif defined(L2RW_TEST_THRUST) && L2RW_TEST_THRUST
 #include <l2rw/backend/thrust.hpp>
 #if defined(_OPENMP)
 #define L2RW_TEST_THRUST_SYSTEM l2rw::OMP
