@@ -35,7 +35,8 @@ Data make(index_t n, double noise, std::uint64_t seed, const std::vector<double>
     for (index_t i = 0; i < n; ++i) {
         const auto c = static_cast<index_t>(rng.below(classes));
         for (index_t k = 0; k < dims; ++k)
-            d.x.push_back(static_cast<T>(centres[static_cast<std::size_t>(c * dims + k)] + 1.0 * rng.normal()));
+            d.x.push_back(static_cast<T>(centres[static_cast<std::size_t>(c * dims + k)] +
+                                         1.0 * rng.normal()));
         const bool flip = rng.uniform() < noise;
         index_t y = c;
         if (flip) y = (c + 1 + static_cast<index_t>(rng.below(classes - 1))) % classes;
@@ -56,12 +57,14 @@ meta::Batch<T, B> batch(const Data& d, index_t from, index_t n) {
 double accuracy(Model& m, const Data& test) {
     NoGradGuard ng;
     auto b = batch(test, 0, test.n);
-    auto logits = m.forward(Var<T, B>(b.x), nn::Context<T, B>{nn::Mode::eval, nullptr, nullptr}).to_host();
+    auto logits =
+        m.forward(Var<T, B>(b.x), nn::Context<T, B>{nn::Mode::eval, nullptr, nullptr}).to_host();
     index_t right = 0;
     for (index_t i = 0; i < test.n; ++i) {
         index_t best = 0;
         for (index_t c = 1; c < classes; ++c)
-            if (logits[static_cast<std::size_t>(i * classes + c)] > logits[static_cast<std::size_t>(i * classes + best)])
+            if (logits[static_cast<std::size_t>(i * classes + c)] >
+                logits[static_cast<std::size_t>(i * classes + best)])
                 best = c;
         right += best == test.clean[static_cast<std::size_t>(i)];
     }
@@ -74,7 +77,8 @@ int main(int argc, char** argv) {
     double noise = 0.4, lr = 0.03;
     std::uint64_t seed = 1;
     app.add_option("--steps", steps, "training steps per method")->check(CLI::PositiveNumber);
-    app.add_option("--noise", noise, "share of training labels flipped to another class")->check(CLI::Range(0.0, 0.9));
+    app.add_option("--noise", noise, "share of training labels flipped to another class")
+        ->check(CLI::Range(0.0, 0.9));
     app.add_option("--lr", lr, "SGD learning rate (momentum 0.9)")->check(CLI::PositiveNumber);
     app.add_option("--seed", seed, "seed of data and model");
     CLI11_PARSE(app, argc, argv);
@@ -85,8 +89,11 @@ int main(int argc, char** argv) {
     const Data train = make(2000, noise, seed + 1, centres);
     const Data val = make(classes * 10, 0.0, seed + 2, centres);  // the small clean set
     const Data test = make(5000, 0.0, seed + 3, centres);
-    std::printf("10 classes, %ld training examples (%.0f%% labels flipped), %ld clean validation, %ld test\n",
-                static_cast<long>(train.n), 100 * noise, static_cast<long>(val.n), static_cast<long>(test.n));
+    std::printf(
+        "10 classes, %ld training examples (%.0f%% labels flipped), %ld clean validation, %ld "
+        "test\n",
+        static_cast<long>(train.n), 100 * noise, static_cast<long>(val.n),
+        static_cast<long>(test.n));
 
     for (const char* method : {"uniform", "l2rw"}) {
         auto model = nn::mlp<T, B>({dims, 256, 256, classes}, seed + 10);
@@ -99,7 +106,8 @@ int main(int argc, char** argv) {
         for (index_t s = 0; s < steps; ++s) {
             const index_t from = (s * batch_size) % (train.n - batch_size + 1);
             const auto tb = batch(train, from, batch_size);
-            std::vector<T> w(static_cast<std::size_t>(batch_size), T(1) / static_cast<T>(batch_size));
+            std::vector<T> w(static_cast<std::size_t>(batch_size),
+                             T(1) / static_cast<T>(batch_size));
             if (std::string(method) == "l2rw") {
                 const auto r = rw.weights(tb, vb);
                 if (r.skipped) continue;
@@ -109,10 +117,13 @@ int main(int argc, char** argv) {
             }
             opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));
         }
-        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::printf("%-8s test accuracy %.2f%%   (%ld steps in %.1f s", method, 100 * accuracy(*model, test),
-                    static_cast<long>(steps), secs);
-        if (reported) std::printf("; weight on flipped labels %.1f%%", 100 * noisy_mass / static_cast<double>(reported));
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        std::printf("%-8s test accuracy %.2f%%   (%ld steps in %.1f s", method,
+                    100 * accuracy(*model, test), static_cast<long>(steps), secs);
+        if (reported)
+            std::printf("; weight on flipped labels %.1f%%",
+                        100 * noisy_mass / static_cast<double>(reported));
         std::printf(")\n");
     }
     return 0;

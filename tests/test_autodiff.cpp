@@ -1,14 +1,14 @@
 // tests/test_autodiff.cpp — the grad() API and the tape: seeds, errors, accumulation,
 // no-grad scopes, higher orders, long chains, threads, memory, and the meta-gradient
 // identity of DESIGN.md that the reweighting step rests on.
-#include "testing.hpp"
-
 #include <chrono>
 #include <cmath>
 #include <exception>
 #include <span>
 #include <thread>
 #include <vector>
+
+#include "testing.hpp"
 
 using namespace l2rw;
 using namespace l2rw::testing;
@@ -44,7 +44,8 @@ TEST_CASE_TEMPLATE("grad: seeds, vjp and the span form", B, L2RW_BACKENDS) {
     const std::vector<V> outs{y, sum(x)};
     const std::vector<V> ins{x};
     const std::vector<V> seeds{seed, V()};
-    auto g = grad<double, B>(std::span<const V>(outs), std::span<const V>(ins), std::span<const V>(seeds));
+    auto g = grad<double, B>(std::span<const V>(outs), std::span<const V>(ins),
+                             std::span<const V>(seeds));
     REQUIRE(g.size() == 1);
     CHECK(g[0].to_host() == Vec{2.0, -3.0, -11.0});
 
@@ -54,16 +55,18 @@ TEST_CASE_TEMPLATE("grad: seeds, vjp and the span form", B, L2RW_BACKENDS) {
     // Seed errors.
     check_throws_mentioning<ShapeError>([&] { (void)grad(y, x); }, {"grad", "[3]", "not a scalar"},
                                         "non-scalar output without a seed");
-    check_throws_mentioning<ShapeError>([&] { (void)vjp(y, {x}, V(T::ones(Shape{4}))); }, {"seed", "[4]", "[3]"},
-                                        "seed of the wrong shape");
+    check_throws_mentioning<ShapeError>([&] { (void)vjp(y, {x}, V(T::ones(Shape{4}))); },
+                                        {"seed", "[4]", "[3]"}, "seed of the wrong shape");
     const std::vector<V> two_seeds{seed, seed};
     check_throws_mentioning<TapeError>(
-        [&] { (void)grad<double, B>(std::span<const V>(outs.data(), 1), std::span<const V>(ins),
-                                    std::span<const V>(two_seeds)); },
+        [&] {
+            (void)grad<double, B>(std::span<const V>(outs.data(), 1), std::span<const V>(ins),
+                                  std::span<const V>(two_seeds));
+        },
         {"2 seeds", "1 outputs"}, "seed count");
     check_throws_mentioning<TapeError>(
-        [&] { (void)grad<double, B>(std::span<const V>(), std::span<const V>(ins)); }, {"no outputs"},
-        "no outputs");
+        [&] { (void)grad<double, B>(std::span<const V>(), std::span<const V>(ins)); },
+        {"no outputs"}, "no outputs");
 }
 
 TEST_CASE_TEMPLATE("grad: unused inputs, constant outputs, undefined Vars", B, L2RW_BACKENDS) {
@@ -74,8 +77,11 @@ TEST_CASE_TEMPLATE("grad: unused inputs, constant outputs, undefined Vars", B, L
     auto z = tape.leaf(T::ones(Shape{2, 2}));
     auto out = sum(x * x);
 
-    check_throws_mentioning<TapeError>([&] { (void)grad(out, std::vector<V>{x, z}); }, {"input 1", "not used"},
-                                       "unused input");
+    check_throws_mentioning<TapeError>(
+        [&] {
+            (void)grad(out, std::vector<V>{x, z});
+        },
+        {"input 1", "not used"}, "unused input");
     auto g = grad(out, std::vector<V>{x, z}, GradOptions{.allow_unused = true});
     CHECK(g[0].to_host() == Vec{6.0, 6.0});
     CHECK(g[1].shape() == Shape{2, 2});
@@ -85,11 +91,12 @@ TEST_CASE_TEMPLATE("grad: unused inputs, constant outputs, undefined Vars", B, L
     V c(T::ones(Shape{2}));
     auto const_out = sum(c * 2.0);
     CHECK_FALSE(const_out.requires_grad());
-    check_throws_mentioning<TapeError>([&] { (void)grad(const_out, x); }, {"output 0", "does not require grad"},
-                                       "constant output");
-    check_throws_mentioning<TapeError>([&] { (void)grad(out, c); }, {"input 0", "does not require grad"},
-                                       "constant input");
-    check_throws_mentioning<TapeError>([&] { (void)grad(V(), x); }, {"undefined"}, "undefined output");
+    check_throws_mentioning<TapeError>([&] { (void)grad(const_out, x); },
+                                       {"output 0", "does not require grad"}, "constant output");
+    check_throws_mentioning<TapeError>([&] { (void)grad(out, c); },
+                                       {"input 0", "does not require grad"}, "constant input");
+    check_throws_mentioning<TapeError>([&] { (void)grad(V(), x); }, {"undefined"},
+                                       "undefined output");
     // A nested scope that ends gives the current tape back.
     {
         Tape<double, B> inner;
@@ -98,7 +105,8 @@ TEST_CASE_TEMPLATE("grad: unused inputs, constant outputs, undefined Vars", B, L
     CHECK(tape.is_current());
 }
 
-TEST_CASE_TEMPLATE("tape: mixing tapes and using a Var after its scope are TapeErrors", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("tape: mixing tapes and using a Var after its scope are TapeErrors", B,
+                   L2RW_BACKENDS) {
     using T = TensorD<B>;
     using V = VarD<B>;
     Tape<double, B> outer;
@@ -110,10 +118,15 @@ TEST_CASE_TEMPLATE("tape: mixing tapes and using a Var after its scope are TapeE
         CHECK_FALSE(outer.is_current());
         auto b = leaf(T::ones(Shape{2}));  // the free leaf() uses the innermost scope
         CHECK(b.tape_data() == inner.data());
-        check_throws_mentioning<TapeError>([&] { (void)(a + b); }, {"add", "different tapes"}, "mixed operands");
-        check_throws_mentioning<TapeError>([&] { (void)matmul(reshape(a, Shape{1, 2}), reshape(b, Shape{2, 1})); },
-                                           {"matmul", "different tapes"}, "mixed matmul");
-        check_throws_mentioning<TapeError>([&] { (void)grad(sum(a), b); }, {"different tapes"}, "grad across tapes");
+        check_throws_mentioning<TapeError>([&] { (void)(a + b); }, {"add", "different tapes"},
+                                           "mixed operands");
+        check_throws_mentioning<TapeError>(
+            [&] {
+                (void)matmul(reshape(a, Shape{1, 2}), reshape(b, Shape{2, 1}));
+            },
+            {"matmul", "different tapes"}, "mixed matmul");
+        check_throws_mentioning<TapeError>([&] { (void)grad(sum(a), b); }, {"different tapes"},
+                                           "grad across tapes");
         kept = b;
         kept_out = sum(exp(b));
         CHECK(grad(kept_out, kept).to_host() == Vec(2, std::exp(1.0)));
@@ -124,25 +137,30 @@ TEST_CASE_TEMPLATE("tape: mixing tapes and using a Var after its scope are TapeE
     // After the inner scope ended its Vars keep their values but cannot be differentiated.
     CHECK(kept.to_host() == Vec{1.0, 1.0});
     CHECK_FALSE(kept.requires_grad());
-    check_throws_mentioning<TapeError>([&] { (void)grad(kept_out, kept); }, {"released"}, "grad after scope");
-    check_throws_mentioning<TapeError>([&] { (void)(kept * 2.0); }, {"mul_scalar", "released"}, "op after scope");
-    check_throws_mentioning<TapeError>([&] { (void)(a + kept); }, {"add", "released"}, "mixed with released");
+    check_throws_mentioning<TapeError>([&] { (void)grad(kept_out, kept); }, {"released"},
+                                       "grad after scope");
+    check_throws_mentioning<TapeError>([&] { (void)(kept * 2.0); }, {"mul_scalar", "released"},
+                                       "op after scope");
+    check_throws_mentioning<TapeError>([&] { (void)(a + kept); }, {"add", "released"},
+                                       "mixed with released");
     // The detached value is an ordinary constant again.
     CHECK((kept.detach() * 2.0).to_host() == Vec{2.0, 2.0});
 }
 
 TEST_CASE_TEMPLATE("tape: leaf() without a Tape in scope is a TapeError", B, L2RW_BACKENDS) {
-    check_throws_mentioning<TapeError>([] { (void)leaf(TensorD<B>::ones(Shape{1})); }, {"leaf", "no Tape"},
-                                       "leaf without tape");
+    check_throws_mentioning<TapeError>([] { (void)leaf(TensorD<B>::ones(Shape{1})); },
+                                       {"leaf", "no Tape"}, "leaf without tape");
 }
 
 TEST_CASE_TEMPLATE("grad: a NaN or infinite loss is a NumericError", B, L2RW_BACKENDS) {
     Tape<double, B> tape;
     auto x = tape.leaf(tensor<B>(Shape{2}, {1.0, -1.0}));
     auto nan_loss = sum(log(x));
-    check_throws_mentioning<NumericError>([&] { (void)grad(nan_loss, x); }, {"not finite"}, "NaN loss");
+    check_throws_mentioning<NumericError>([&] { (void)grad(nan_loss, x); }, {"not finite"},
+                                          "NaN loss");
     auto inf_loss = sum(exp(x * 1000.0));
-    check_throws_mentioning<NumericError>([&] { (void)grad(inf_loss, x); }, {"not finite"}, "inf loss");
+    check_throws_mentioning<NumericError>([&] { (void)grad(inf_loss, x); }, {"not finite"},
+                                          "inf loss");
     // Opting out returns the (non-finite) gradient instead.
     auto g = grad(nan_loss, x, GradOptions{.check_finite = false}).to_host();
     CHECK(g[0] == 1.0);
@@ -156,7 +174,8 @@ TEST_CASE_TEMPLATE("grad: contributions of a Var used several times accumulate",
     auto x = tape.leaf(tensor<B>(Shape{2}, xs));
     auto y = sum(x * x + x * 3.0 + exp(x) - x);
     auto g = grad(y, x).to_host();
-    for (std::size_t i = 0; i < 2; ++i) CHECK(g[i] == doctest::Approx(2 * xs[i] + 3 + std::exp(xs[i]) - 1).epsilon(1e-14));
+    for (std::size_t i = 0; i < 2; ++i)
+        CHECK(g[i] == doctest::Approx(2 * xs[i] + 3 + std::exp(xs[i]) - 1).epsilon(1e-14));
 
     // A diamond: a feeds b twice, and x feeds a and the output directly.
     auto a = x * 2.0;
@@ -173,11 +192,13 @@ TEST_CASE_TEMPLATE("grad: contributions of a Var used several times accumulate",
     // Intermediate nodes as inputs: gradients with respect to a and x together.
     auto both = grad(z, std::vector<VarD<B>>{a, x});
     auto ga = both[0].to_host();
-    for (std::size_t i = 0; i < 2; ++i) CHECK(ga[i] == doctest::Approx((1 + 2 * 2 * xs[i]) * xs[i]).epsilon(1e-14));
+    for (std::size_t i = 0; i < 2; ++i)
+        CHECK(ga[i] == doctest::Approx((1 + 2 * 2 * xs[i]) * xs[i]).epsilon(1e-14));
     check_close(both[1].to_host(), gz, 1e-14, 0, "total derivative when a is also an input");
 }
 
-TEST_CASE_TEMPLATE("tape: NoGradGuard gives constants; grad without create_graph records nothing", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("tape: NoGradGuard gives constants; grad without create_graph records nothing",
+                   B, L2RW_BACKENDS) {
     Tape<double, B> tape;
     auto x = tape.leaf(tensor<B>(Shape{2}, {1.0, 2.0}));
     CHECK(grad_enabled());
@@ -194,7 +215,8 @@ TEST_CASE_TEMPLATE("tape: NoGradGuard gives constants; grad without create_graph
         CHECK_FALSE(y.requires_grad());
         CHECK(y.item() == doctest::Approx(std::exp(1.0) + 2 * std::exp(2.0)));
         CHECK(tape.size() == n0);
-        check_throws_mentioning<TapeError>([&] { (void)grad(y, x); }, {"does not require grad"}, "no-grad output");
+        check_throws_mentioning<TapeError>([&] { (void)grad(y, x); }, {"does not require grad"},
+                                           "no-grad output");
     }
     CHECK(grad_enabled());
     auto y = sum(exp(x) * x);
@@ -235,7 +257,8 @@ TEST_CASE_TEMPLATE("grad: third derivative of tanh(x) x^3", B, L2RW_BACKENDS) {
         const auto a = analytic(x0), d = derivs(x0);
         for (int k = 0; k < 4; ++k) {
             CAPTURE(k);
-            CHECK(d[static_cast<std::size_t>(k)] == doctest::Approx(a[static_cast<std::size_t>(k)]).epsilon(1e-12));
+            CHECK(d[static_cast<std::size_t>(k)] ==
+                  doctest::Approx(a[static_cast<std::size_t>(k)]).epsilon(1e-12));
         }
         CHECK(std::abs(d[3]) > 0.1);
         // Independent of the closed form: central differences of the second derivative.
@@ -265,7 +288,8 @@ TEST_CASE("grad: a chain of 1,000,000 nodes, without recursion") {
     CHECK(y.item() == doctest::Approx(want).epsilon(1e-9));
     const double g = grad(y, x).item();
     CHECK(g == doctest::Approx(want).epsilon(1e-9));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     MESSAGE(n << "-node chain, record + grad: " << secs << " s");
 }
 
@@ -347,8 +371,10 @@ TEST_CASE_TEMPLATE("tape: two threads train on their own tapes at once", B, L2RW
     check_close(par1.losses, seq1.losses, 1e-13, 0, "thread 1 losses vs sequential");
     check_close(par2.losses, seq2.losses, 1e-13, 0, "thread 2 losses vs sequential");
     for (std::size_t i = 0; i < seq1.params.size(); ++i) {
-        check_close(par1.params[i], seq1.params[i], 1e-13, 0, "thread 1 parameter " + std::to_string(i));
-        check_close(par2.params[i], seq2.params[i], 1e-13, 0, "thread 2 parameter " + std::to_string(i));
+        check_close(par1.params[i], seq1.params[i], 1e-13, 0,
+                    "thread 1 parameter " + std::to_string(i));
+        check_close(par2.params[i], seq2.params[i], 1e-13, 0,
+                    "thread 2 parameter " + std::to_string(i));
     }
 }
 
@@ -357,7 +383,8 @@ TEST_CASE_TEMPLATE("tape: two threads train on their own tapes at once", B, L2RW
 TEST_CASE("tape: memory is released every step (10,000 MLP steps, flat RSS)") {
     using B = Cpu;
 #if L2RW_TEST_ASAN
-    constexpr int steps = 1'500;  // ASan: allocations are slow and its quarantine holds freed memory
+    constexpr int steps =
+        1'500;  // ASan: allocations are slow and its quarantine holds freed memory
     constexpr int probe = 500;
 #else
     constexpr int steps = 10'000;
@@ -390,9 +417,11 @@ TEST_CASE("tape: memory is released every step (10,000 MLP steps, flat RSS)") {
         if (s == probe) rss_probe = rss_bytes();
     }
     const std::size_t rss_end = rss_bytes();
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     MESSAGE(steps << " steps in " << secs << " s; " << nodes_first << " nodes per step; RSS "
-                  << rss_probe / 1024 << " KiB at step " << probe << ", " << rss_end / 1024 << " KiB at the end");
+                  << rss_probe / 1024 << " KiB at step " << probe << ", " << rss_end / 1024
+                  << " KiB at the end");
     CHECK(nodes_first > 10);
     CHECK(nodes_bad == 0);
     CHECK(last_loss < 0.5 * first_loss);
@@ -401,8 +430,8 @@ TEST_CASE("tape: memory is released every step (10,000 MLP steps, flat RSS)") {
     MESSAGE("RSS flatness not checked under AddressSanitizer (its quarantine keeps freed memory)");
 #else
     CHECK_MESSAGE(rss_end <= rss_probe + 2u * 1024u * 1024u,
-                  "RSS grew from " << rss_probe / 1024 << " KiB at step " << probe << " to " << rss_end / 1024
-                                   << " KiB at step " << steps);
+                  "RSS grew from " << rss_probe / 1024 << " KiB at step " << probe << " to "
+                                   << rss_end / 1024 << " KiB at step " << steps);
 #endif
 }
 
@@ -429,12 +458,14 @@ double lookahead_val_loss(const MetaProblem<B>& P, const TensorD<B>& eps) {
     auto l_eps = sum(VarD<B>(eps) * mlp_losses(th, VarD<B>(P.x), P.y));
     auto g = grad(l_eps, th);
     std::vector<VarD<B>> th2;
-    for (std::size_t i = 0; i < th.size(); ++i) th2.emplace_back((th[i].detach() - g[i] * kAlpha).value());
+    for (std::size_t i = 0; i < th.size(); ++i)
+        th2.emplace_back((th[i].detach() - g[i] * kAlpha).value());
     return mean(mlp_losses(th2, VarD<B>(P.xv), P.yv)).item();
 }
 }  // namespace
 
-TEST_CASE_TEMPLATE("meta-gradient: backward-on-backward equals alpha <grad L_v, grad f_i>", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("meta-gradient: backward-on-backward equals alpha <grad L_v, grad f_i>", B,
+                   L2RW_BACKENDS) {
     MetaProblem<B> P;
 
     // u = -∂L_v(θ - α ∇_θ Σ ε_i f_i)/∂ε at ε = 0, by double backward.
@@ -456,19 +487,22 @@ TEST_CASE_TEMPLATE("meta-gradient: backward-on-backward equals alpha <grad L_v, 
     {
         Tape<double, B> tape;
         auto th = leaves<B>(tape, P.theta);
-        for (auto& g : grad(mean(mlp_losses(th, VarD<B>(P.xv), P.yv)), th)) gv.push_back(g.to_host());
+        for (auto& g : grad(mean(mlp_losses(th, VarD<B>(P.xv), P.yv)), th))
+            gv.push_back(g.to_host());
     }
     Vec want(static_cast<std::size_t>(kTrain));
     for (index_t i = 0; i < kTrain; ++i) {
         Tape<double, B> tape;
         auto th = leaves<B>(tape, P.theta);
         const auto one = labels<B>({i});
-        auto fi = mlp_losses(th, VarD<B>(eager::gather_rows(P.x, one)), eager::gather_rows(P.y, one));
+        auto fi =
+            mlp_losses(th, VarD<B>(eager::gather_rows(P.x, one)), eager::gather_rows(P.y, one));
         auto gi = grad(sum(fi), th);
         long double dot = 0;
         for (std::size_t k = 0; k < gi.size(); ++k) {
             const auto h = gi[k].to_host();
-            for (std::size_t j = 0; j < h.size(); ++j) dot += static_cast<long double>(h[j]) * gv[k][j];
+            for (std::size_t j = 0; j < h.size(); ++j)
+                dot += static_cast<long double>(h[j]) * gv[k][j];
         }
         want[static_cast<std::size_t>(i)] = kAlpha * static_cast<double>(dot);
     }
@@ -478,7 +512,8 @@ TEST_CASE_TEMPLATE("meta-gradient: backward-on-backward equals alpha <grad L_v, 
     // Both signs occur, so the sign of the identity is tested too.
     CHECK(*std::min_element(want.begin(), want.end()) < 0);
     CHECK(*std::max_element(want.begin(), want.end()) > 0);
-    check_close(u, want, 0, 1e-9 * scale, "u = -dL_v/d eps vs alpha <grad L_v, grad f_i>", Shape{kTrain});
+    check_close(u, want, 0, 1e-9 * scale, "u = -dL_v/d eps vs alpha <grad L_v, grad f_i>",
+                Shape{kTrain});
 
     // And against a real lookahead with ε perturbed: u_i ≈ -(L_v(h e_i) - L_v(-h e_i)) / 2h.
     Vec fd(static_cast<std::size_t>(kTrain));
@@ -491,5 +526,6 @@ TEST_CASE_TEMPLATE("meta-gradient: backward-on-backward equals alpha <grad L_v, 
         const double down = lookahead_val_loss<B>(P, tensor<B>(Shape{kTrain}, e));
         fd[static_cast<std::size_t>(i)] = -(up - down) / (2 * h);
     }
-    check_close(u, fd, 0, 1e-6 * scale, "u vs central differences of a real lookahead", Shape{kTrain});
+    check_close(u, fd, 0, 1e-6 * scale, "u vs central differences of a real lookahead",
+                Shape{kTrain});
 }

@@ -1,13 +1,13 @@
 // tests/test_backends.cpp — Tensor basics on every backend, the seeded random numbers, and
 // the Cpu and Thrust backends agreeing on every op's forward values and on gradients and
 // Hessian-vector products of a composite (an MLP loss).
-#include "testing.hpp"
-
 #include <cmath>
 #include <numeric>
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include "testing.hpp"
 
 using namespace l2rw;
 using namespace l2rw::testing;
@@ -33,12 +33,21 @@ TEST_CASE("shape: rank, numel, str, broadcasting and errors") {
     CHECK(s.padded() == std::array<index_t, 4>{1, 2, 3, 4});
     CHECK(broadcast_shapes(Shape{2, 1, 4}, Shape{3, 1}, "t") == Shape{2, 3, 4});
     CHECK(broadcast_shapes(Shape{}, Shape{5}, "t") == Shape{5});
-    check_throws_mentioning<ShapeError>([] { (void)broadcast_shapes(Shape{2, 3}, Shape{4}, "myop"); },
-                                        {"myop", "[2, 3]", "[4]"}, "broadcast_shapes");
+    check_throws_mentioning<ShapeError>(
+        [] {
+            (void)broadcast_shapes(Shape{2, 3}, Shape{4}, "myop");
+        },
+        {"myop", "[2, 3]", "[4]"}, "broadcast_shapes");
     check_throws_mentioning<ShapeError>([] { (void)Shape{1, 2, 3, 4, 5}; }, {"rank 5"}, "rank 5");
-    check_throws_mentioning<ShapeError>([] { (void)Shape{2, -1}; }, {"negative", "-1"}, "negative dim");
-    check_throws_mentioning<ShapeError>([&] { (void)s.dim(3); }, {"axis 3", "[2, 3, 4]"}, "dim out of range");
-    check_throws_mentioning<ShapeError>([&] { (void)s.dim(-4); }, {"axis -4"}, "negative dim out of range");
+    check_throws_mentioning<ShapeError>(
+        [] {
+            (void)Shape{2, -1};
+        },
+        {"negative", "-1"}, "negative dim");
+    check_throws_mentioning<ShapeError>([&] { (void)s.dim(3); }, {"axis 3", "[2, 3, 4]"},
+                                        "dim out of range");
+    check_throws_mentioning<ShapeError>([&] { (void)s.dim(-4); }, {"axis -4"},
+                                        "negative dim out of range");
 }
 
 // ---- Tensor basics ---------------------------------------------------------------------------
@@ -61,9 +70,13 @@ TEST_CASE_TEMPLATE("tensor: construction, copies, views and errors", B, L2RW_BAC
     CHECK(t.shape() == Shape{2, 3});
     CHECK(t.dim(0) == 2);
     CHECK(t.dim(-1) == 3);
-    check_throws_mentioning<ShapeError>([&] { (void)T::from_host(Shape{2, 3}, Vec{1, 2, 3, 4, 5}); },
-                                        {"from_host", "[2, 3]", "6", "5"}, "from_host size mismatch");
-    check_throws_mentioning<ShapeError>([&] { (void)t.item(); }, {"item", "[2, 3]"}, "item of a matrix");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)T::from_host(Shape{2, 3}, Vec{1, 2, 3, 4, 5});
+        },
+        {"from_host", "[2, 3]", "6", "5"}, "from_host size mismatch");
+    check_throws_mentioning<ShapeError>([&] { (void)t.item(); }, {"item", "[2, 3]"},
+                                        "item of a matrix");
 
     // Copies share the buffer; clone() does not.
     auto alias = t;
@@ -83,10 +96,16 @@ TEST_CASE_TEMPLATE("tensor: construction, copies, views and errors", B, L2RW_BAC
     CHECK(t.to_host() == Vec{6, 5, 4, 3, 2, 1});
     CHECK(t.reshape(Shape{6}).to_host() == Vec{6, 5, 4, 3, 2, 1});
     CHECK(t.reshape(Shape{1, 1, 2, 3}).rank() == 4);
-    check_throws_mentioning<ShapeError>([&] { (void)t.reshape(Shape{4, 2}); }, {"reshape", "[2, 3]", "[4, 2]"},
-                                        "reshape size mismatch");
-    check_throws_mentioning<ShapeError>([&] { t.assign(T::zeros(Shape{3, 2})); }, {"assign", "[3, 2]", "[2, 3]"},
-                                        "assign shape mismatch");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)t.reshape(Shape{4, 2});
+        },
+        {"reshape", "[2, 3]", "[4, 2]"}, "reshape size mismatch");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            t.assign(T::zeros(Shape{3, 2}));
+        },
+        {"assign", "[3, 2]", "[2, 3]"}, "assign shape mismatch");
 
     // Index tensors.
     auto idx = IndexTensor<B>::from_host(Shape{3}, std::vector<index_t>{4, 0, -2});
@@ -118,7 +137,8 @@ TEST_CASE_TEMPLATE("random: seeded, deterministic, with the right moments", B, L
     CHECK(a != T::randn(Shape{64}, 6).to_host());
     // The same numbers as the Cpu backend (and as the generator itself).
     CHECK(a == TensorD<Cpu>::randn(Shape{64}, 5).to_host());
-    CHECK(T::uniform(Shape{9}, 3, -1, 1).to_host() == TensorD<Cpu>::uniform(Shape{9}, 3, -1, 1).to_host());
+    CHECK(T::uniform(Shape{9}, 3, -1, 1).to_host() ==
+          TensorD<Cpu>::uniform(Shape{9}, 3, -1, 1).to_host());
     Rng rng(5);
     CHECK(a[0] == rng.normal());
     CHECK(a[1] == rng.normal());
@@ -129,7 +149,8 @@ TEST_CASE_TEMPLATE("random: seeded, deterministic, with the right moments", B, L
         for (double x : v) s += x;
         const long double m = s / static_cast<long double>(v.size());
         for (double x : v) s2 += (x - m) * (x - m);
-        return std::pair<double, double>(static_cast<double>(m), static_cast<double>(s2 / (v.size() - 1)));
+        return std::pair<double, double>(static_cast<double>(m),
+                                         static_cast<double>(s2 / (v.size() - 1)));
     };
     const double sn = std::sqrt(static_cast<double>(n));
     {
@@ -138,7 +159,8 @@ TEST_CASE_TEMPLATE("random: seeded, deterministic, with the right moments", B, L
         CHECK(std::abs(m - 2.0) < 5 * 3.0 / sn);
         CHECK(std::abs(var - 9.0) < 5 * 9.0 * std::sqrt(2.0) / sn);
         // About 68.3% within one standard deviation.
-        const auto within = std::count_if(v.begin(), v.end(), [](double x) { return std::abs(x - 2.0) < 3.0; });
+        const auto within =
+            std::count_if(v.begin(), v.end(), [](double x) { return std::abs(x - 2.0) < 3.0; });
         CHECK(std::abs(static_cast<double>(within) / n - 0.6827) < 0.005);
     }
     {
@@ -169,7 +191,8 @@ std::vector<TensorD<B>> make_inputs(const std::vector<Shape>& shapes, bool posit
     std::vector<TensorD<B>> v;
     for (std::size_t i = 0; i < shapes.size(); ++i) {
         const auto seed = 900 + 17 * i;
-        v.push_back(positive ? TensorD<B>::uniform(shapes[i], seed, 0.5, 2.0) : TensorD<B>::randn(shapes[i], seed));
+        v.push_back(positive ? TensorD<B>::uniform(shapes[i], seed, 0.5, 2.0)
+                             : TensorD<B>::randn(shapes[i], seed));
     }
     return v;
 }
@@ -183,7 +206,8 @@ std::pair<Vec, std::vector<Vec>> run_op(F& f, const std::vector<Shape>& shapes, 
     std::vector<VarD<B>> ls;
     for (const auto& x : xs) ls.push_back(tape.leaf(x));
     auto out = f(ls);
-    auto g = vjp(out, ls, VarD<B>(TensorD<B>::randn(out.shape(), 77)), GradOptions{.allow_unused = true});
+    auto g = vjp(out, ls, VarD<B>(TensorD<B>::randn(out.shape(), 77)),
+                 GradOptions{.allow_unused = true});
     std::vector<Vec> gh;
     for (auto& gi : g) gh.push_back(gi.to_host());
     return {y, gh};
@@ -192,8 +216,8 @@ std::pair<Vec, std::vector<Vec>> run_op(F& f, const std::vector<Shape>& shapes, 
 /// Forward values and VJPs of `f` on Cpu and Thrust agree to `rtol`, relative to the largest
 /// magnitude of each result.
 template <class F>
-void same_on_both(const std::string& name, F f, const std::vector<Shape>& shapes, bool positive = false,
-                  double rtol = 1e-12) {
+void same_on_both(const std::string& name, F f, const std::vector<Shape>& shapes,
+                  bool positive = false, double rtol = 1e-12) {
     const auto [yc, gc] = run_op<Cpu>(f, shapes, positive);
     const auto [yt, gt] = run_op<Th>(f, shapes, positive);
     CHECK_MESSAGE(max_abs(yc) > 0, name << ": forward is all zero");
@@ -203,9 +227,11 @@ void same_on_both(const std::string& name, F f, const std::vector<Shape>& shapes
                     name + ": VJP of input " + std::to_string(i) + ", Thrust vs Cpu");
 }
 
-#define L2RW_OP(expr) [](const auto& v) { \
-    using B [[maybe_unused]] = typename std::decay_t<decltype(v[0])>::backend; \
-    return expr; }
+#define L2RW_OP(expr)                                                              \
+    [](const auto& v) {                                                            \
+        using B [[maybe_unused]] = typename std::decay_t<decltype(v[0])>::backend; \
+        return expr;                                                               \
+    }
 }  // namespace
 
 TEST_CASE("backends: Cpu and Thrust agree on every op (forward and VJP)") {
@@ -215,7 +241,8 @@ TEST_CASE("backends: Cpu and Thrust agree on every op (forward and VJP)") {
     same_on_both("mul", L2RW_OP(v[0] * v[1]), {col, row});
     same_on_both("div", L2RW_OP(v[0] / v[1]), {m, row}, true);
     same_on_both("rank-4 broadcast", L2RW_OP(v[0] * v[1]), {Shape{2, 1, 3, 1}, Shape{1, 2, 1, 2}});
-    same_on_both("scalar forms", L2RW_OP(2.0 - v[0] * 3.0 + 1.5 / v[0] - v[0] / 4.0 + 1.0), {m}, true);
+    same_on_both("scalar forms", L2RW_OP(2.0 - v[0] * 3.0 + 1.5 / v[0] - v[0] / 4.0 + 1.0), {m},
+                 true);
     same_on_both("neg", L2RW_OP(-v[0]), {m});
     same_on_both("exp", L2RW_OP(exp(v[0])), {m});
     same_on_both("log", L2RW_OP(log(v[0])), {m}, true);
@@ -231,8 +258,11 @@ TEST_CASE("backends: Cpu and Thrust agree on every op (forward and VJP)") {
         for (bool keep : {false, true}) {
             CAPTURE(axis);
             CAPTURE(keep);
-            same_on_both("sum axis", [axis, keep](const auto& v) { return sum(v[0], axis, keep); }, {Shape{2, 3, 4}});
-            same_on_both("mean axis", [axis, keep](const auto& v) { return mean(v[0], axis, keep); }, {Shape{2, 3, 4}});
+            same_on_both("sum axis", [axis, keep](const auto& v) { return sum(v[0], axis, keep); },
+                         {Shape{2, 3, 4}});
+            same_on_both("mean axis",
+                         [axis, keep](const auto& v) { return mean(v[0], axis, keep); },
+                         {Shape{2, 3, 4}});
         }
     same_on_both("mean", L2RW_OP(mean(v[0])), {Shape{2, 3, 4}});
     same_on_both("max_detached", L2RW_OP(max_detached(v[0], 1) * v[1]), {m, Shape{3}});
@@ -248,14 +278,16 @@ TEST_CASE("backends: Cpu and Thrust agree on every op (forward and VJP)") {
     same_on_both("matmul TT", L2RW_OP(matmul(v[0], v[1], true, true)), {Shape{7, 5}, Shape{6, 7}});
     same_on_both("matmul, larger", L2RW_OP(matmul(v[0], v[1])), {Shape{33, 65}, Shape{65, 17}});
     same_on_both("gather_rows", L2RW_OP(gather_rows(v[0], labels<B>({2, 0, 2, 1}))), {m});
-    same_on_both("scatter_add_rows", L2RW_OP(scatter_add_rows(v[0], labels<B>({2, 0, 2}), 5)), {Shape{3, 4}});
+    same_on_both("scatter_add_rows", L2RW_OP(scatter_add_rows(v[0], labels<B>({2, 0, 2}), 5)),
+                 {Shape{3, 4}});
     same_on_both("pick", L2RW_OP(pick(v[0], labels<B>({3, 0, 1}))), {m});
     same_on_both("unpick", L2RW_OP(unpick(v[0], labels<B>({3, 0, 1}), 4)), {Shape{3}});
     same_on_both("log_softmax", L2RW_OP(log_softmax(v[0] * 5.0)), {m});
     same_on_both("softmax", L2RW_OP(softmax(v[0])), {m});
-    same_on_both("softmax_cross_entropy", L2RW_OP(softmax_cross_entropy(v[0], labels<B>({3, 0, 1}))), {m});
-    same_on_both("binary_cross_entropy_with_logits", L2RW_OP(binary_cross_entropy_with_logits(v[0], sigmoid(v[1]))),
-                 {m, m});
+    same_on_both("softmax_cross_entropy",
+                 L2RW_OP(softmax_cross_entropy(v[0], labels<B>({3, 0, 1}))), {m});
+    same_on_both("binary_cross_entropy_with_logits",
+                 L2RW_OP(binary_cross_entropy_with_logits(v[0], sigmoid(v[1]))), {m, m});
 }
 
 TEST_CASE("backends: Cpu and Thrust agree on MLP gradients and Hessian-vector products") {
@@ -283,10 +315,12 @@ TEST_CASE("backends: Cpu and Thrust agree on MLP gradients and Hessian-vector pr
     const auto t = run(std::type_identity<Th>{});
     REQUIRE(c.size() == 9);
     REQUIRE(t.size() == c.size());
-    const char* what[] = {"loss", "grad W1", "grad b1", "grad W2", "grad b2", "HVP W1", "HVP b1", "HVP W2", "HVP b2"};
+    const char* what[] = {"loss",   "grad W1", "grad b1", "grad W2", "grad b2",
+                          "HVP W1", "HVP b1",  "HVP W2",  "HVP b2"};
     for (std::size_t i = 0; i < c.size(); ++i) {
         CHECK_MESSAGE(max_abs(c[i]) > 0, what[i] << " is all zero");
-        check_close(t[i], c[i], 1e-12, 1e-12 * max_abs(c[i]), std::string("MLP ") + what[i] + ", Thrust vs Cpu");
+        check_close(t[i], c[i], 1e-12, 1e-12 * max_abs(c[i]),
+                    std::string("MLP ") + what[i] + ", Thrust vs Cpu");
     }
 }
 #endif

@@ -1,10 +1,7 @@
 // tests/test_data.cpp — the data layer: IDX and CIFAR loaders (on small files written here,
 // and on Debian's Fashion-MNIST when installed), datasets as tensors, the paper's imbalance,
 // clean-validation and label-noise set-ups, normalisation, augmentation and samplers.
-#include "testing.hpp"
-
-#include <l2rw/data.hpp>
-
+#include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -13,13 +10,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <l2rw/data.hpp>
 #include <set>
 #include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
 
-#include <unistd.h>
+#include "testing.hpp"
 
 namespace {
 
@@ -50,7 +48,9 @@ struct TempDir {
     }
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;
-    [[nodiscard]] std::string operator/(const std::string& name) const { return (path / name).string(); }
+    [[nodiscard]] std::string operator/(const std::string& name) const {
+        return (path / name).string();
+    }
 };
 
 void write_raw(const std::string& path, const Bytes& b) {
@@ -62,7 +62,9 @@ void write_raw(const std::string& path, const Bytes& b) {
 void write_gz(const std::string& path, const Bytes& b) {
     gzFile f = gzopen(path.c_str(), "wb");
     REQUIRE(f != nullptr);
-    if (!b.empty()) REQUIRE(gzwrite(f, b.data(), static_cast<unsigned>(b.size())) == static_cast<int>(b.size()));
+    if (!b.empty())
+        REQUIRE(gzwrite(f, b.data(), static_cast<unsigned>(b.size())) ==
+                static_cast<int>(b.size()));
     REQUIRE(gzclose(f) == Z_OK);
 }
 
@@ -75,9 +77,12 @@ void put_be32(Bytes& b, std::uint32_t v) {
     for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(v >> s));
 }
 
-std::uint8_t pixel(index_t i, index_t k) { return static_cast<std::uint8_t>((i * 37 + k * 11) % 256); }
+std::uint8_t pixel(index_t i, index_t k) {
+    return static_cast<std::uint8_t>((i * 37 + k * 11) % 256);
+}
 
-Bytes idx_images(std::uint32_t n, std::uint32_t rows, std::uint32_t cols, std::uint32_t magic = 0x00000803) {
+Bytes idx_images(std::uint32_t n, std::uint32_t rows, std::uint32_t cols,
+                 std::uint32_t magic = 0x00000803) {
     Bytes b;
     put_be32(b, magic);
     put_be32(b, n);
@@ -101,7 +106,8 @@ Bytes cifar_records(const std::vector<std::vector<std::uint8_t>>& labels, index_
     Bytes b;
     for (std::size_t r = 0; r < labels.size(); ++r) {
         b.insert(b.end(), labels[r].begin(), labels[r].end());
-        for (index_t k = 0; k < 3072; ++k) b.push_back(pixel(first_row + static_cast<index_t>(r), k));
+        for (index_t k = 0; k < 3072; ++k)
+            b.push_back(pixel(first_row + static_cast<index_t>(r), k));
     }
     return b;
 }
@@ -144,7 +150,8 @@ TEST_CASE("data::load_idx: raw and gzipped IDX files load the same values") {
     write_raw(dir / "lab", lab);
     write_gz(dir / "img.gz", img);
     write_gz(dir / "lab.gz", lab);
-    for (auto [ip, lp] : {std::pair{"img", "lab"}, std::pair{"img.gz", "lab.gz"}, std::pair{"img.gz", "lab"}}) {
+    for (auto [ip, lp] :
+         {std::pair{"img", "lab"}, std::pair{"img.gz", "lab.gz"}, std::pair{"img.gz", "lab"}}) {
         CAPTURE(ip);
         CAPTURE(lp);
         const Dataset ds = load_idx(dir / ip, dir / lp);
@@ -159,7 +166,8 @@ TEST_CASE("data::load_idx: raw and gzipped IDX files load the same values") {
         REQUIRE(ds.images.size() == 60);
         for (index_t i = 0; i < 5; ++i)
             for (index_t k = 0; k < 12; ++k)
-                CHECK(ds.images[static_cast<std::size_t>(i * 12 + k)] == static_cast<float>(pixel(i, k)) / 255.0f);
+                CHECK(ds.images[static_cast<std::size_t>(i * 12 + k)] ==
+                      static_cast<float>(pixel(i, k)) / 255.0f);
         CHECK_NOTHROW(ds.validate());
     }
     // max_label widens the accepted range (and the class count).
@@ -182,22 +190,24 @@ TEST_CASE("data::load_idx: bad files throw DataError naming the file and the byt
         write_raw(dir / "cut", cut);
         write_gz(dir / "cut.gz", cut);
         for (const char* name : {"cut", "cut.gz"})
-            check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / name); },
-                                               {dir / name, "truncated", "expected 108 bytes", "file ends at byte 58"},
-                                               name);
+            check_throws_mentioning<DataError>(
+                [&] { (void)load_idx(dir / "img", dir / name); },
+                {dir / name, "truncated", "expected 108 bytes", "file ends at byte 58"}, name);
     }
     SUBCASE("truncated image file") {
         Bytes cut = img;
         cut.resize(cut.size() - 1);
         write_gz(dir / "cut.gz", cut);
-        check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "cut.gz", dir / "lab"); },
-                                           {dir / "cut.gz", "truncated", "expected 40 bytes", "file ends at byte 39"},
-                                           "truncated images");
+        check_throws_mentioning<DataError>(
+            [&] { (void)load_idx(dir / "cut.gz", dir / "lab"); },
+            {dir / "cut.gz", "truncated", "expected 40 bytes", "file ends at byte 39"},
+            "truncated images");
     }
     SUBCASE("truncated header") {
         write_raw(dir / "short", Bytes{0, 0, 8, 3, 0, 0});
-        check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "short", dir / "lab"); },
-                                           {dir / "short", "truncated", "expected 16 bytes", "byte 6"}, "short header");
+        check_throws_mentioning<DataError>(
+            [&] { (void)load_idx(dir / "short", dir / "lab"); },
+            {dir / "short", "truncated", "expected 16 bytes", "byte 6"}, "short header");
         write_raw(dir / "tiny", Bytes{0, 0});
         check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / "tiny"); },
                                            {dir / "tiny", "truncated", "byte 2"}, "no magic");
@@ -207,41 +217,48 @@ TEST_CASE("data::load_idx: bad files throw DataError naming the file and the byt
         more.push_back(0);
         more.push_back(0);
         write_gz(dir / "more.gz", more);
-        check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / "more.gz"); },
-                                           {dir / "more.gz", "trailing", "expected 12 bytes", "byte 12"}, "trailing");
+        check_throws_mentioning<DataError>(
+            [&] { (void)load_idx(dir / "img", dir / "more.gz"); },
+            {dir / "more.gz", "trailing", "expected 12 bytes", "byte 12"}, "trailing");
         Bytes img_more = img;
         img_more.push_back(0);
         write_raw(dir / "img_more", img_more);
         check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img_more", dir / "lab"); },
-                                           {dir / "img_more", "trailing", "byte 40"}, "trailing image byte");
+                                           {dir / "img_more", "trailing", "byte 40"},
+                                           "trailing image byte");
     }
     SUBCASE("wrong magic") {
         write_raw(dir / "bad", idx_labels({1, 2, 3, 4}, 0x00000804));
         check_throws_mentioning<DataError>(
             [&] { (void)load_idx(dir / "img", dir / "bad"); },
-            {dir / "bad", "bad magic 0x00000804 at byte 0 (want 0x00000801 for labels)"}, "label magic");
+            {dir / "bad", "bad magic 0x00000804 at byte 0 (want 0x00000801 for labels)"},
+            "label magic");
         // Images and labels swapped.
         check_throws_mentioning<DataError>(
             [&] { (void)load_idx(dir / "lab.gz", dir / "img"); },
-            {dir / "lab.gz", "bad magic 0x00000801 at byte 0 (want 0x00000803 for images)"}, "swapped");
+            {dir / "lab.gz", "bad magic 0x00000801 at byte 0 (want 0x00000803 for images)"},
+            "swapped");
     }
     SUBCASE("zero image dimension") {
         write_raw(dir / "flat", idx_images(4, 0, 3));
         check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "flat", dir / "lab"); },
-                                           {dir / "flat", "zero dimension", "bytes 8..15"}, "zero rows");
+                                           {dir / "flat", "zero dimension", "bytes 8..15"},
+                                           "zero rows");
     }
     SUBCASE("label out of range") {
         write_gz(dir / "big.gz", idx_labels({1, 2, 12, 4}));
-        check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / "big.gz"); },
-                                           {dir / "big.gz", "label 12 at byte 10 is outside [0, 9]"}, "label 12");
+        check_throws_mentioning<DataError>(
+            [&] { (void)load_idx(dir / "img", dir / "big.gz"); },
+            {dir / "big.gz", "label 12 at byte 10 is outside [0, 9]"}, "label 12");
         check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / "lab", 3); },
-                                           {dir / "lab", "label 4 at byte 11 is outside [0, 3]"}, "max_label 3");
+                                           {dir / "lab", "label 4 at byte 11 is outside [0, 3]"},
+                                           "max_label 3");
     }
     SUBCASE("image and label counts differ") {
         write_raw(dir / "three", idx_labels({1, 2, 3}));
-        check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / "three"); },
-                                           {dir / "img", dir / "three", "4 images", "3 labels", "byte 4"},
-                                           "count mismatch");
+        check_throws_mentioning<DataError>(
+            [&] { (void)load_idx(dir / "img", dir / "three"); },
+            {dir / "img", dir / "three", "4 images", "3 labels", "byte 4"}, "count mismatch");
     }
     SUBCASE("missing file") {
         check_throws_mentioning<DataError>([&] { (void)load_idx(dir / "img", dir / "nope.gz"); },
@@ -252,7 +269,8 @@ TEST_CASE("data::load_idx: bad files throw DataError naming the file and the byt
     SUBCASE("damaged gzip stream") {
         Bytes big = idx_labels(std::vector<std::uint8_t>(5000, 1));
         Rng rng(4);  // incompressible content, so the cut lands inside the deflate data
-        for (std::size_t i = 8; i < big.size(); ++i) big[i] = static_cast<std::uint8_t>(rng.below(10));
+        for (std::size_t i = 8; i < big.size(); ++i)
+            big[i] = static_cast<std::uint8_t>(rng.below(10));
         write_gz(dir / "whole.gz", big);
         Bytes gz = read_raw(dir / "whole.gz");
         REQUIRE(gz.size() > 100);
@@ -278,9 +296,9 @@ TEST_CASE("data::load_mnist and load_fashion_mnist find the standard file names,
     CHECK(test.labels == std::vector<index_t>{7, 2});
 
     TempDir empty;
-    check_throws_mentioning<DataError>([&] { (void)load_mnist(empty.path.string(), true); },
-                                       {"load_mnist", empty.path.string(), "train-images-idx3-ubyte.gz"},
-                                       "no files");
+    check_throws_mentioning<DataError>(
+        [&] { (void)load_mnist(empty.path.string(), true); },
+        {"load_mnist", empty.path.string(), "train-images-idx3-ubyte.gz"}, "no files");
 }
 
 TEST_CASE("data::load_fashion_mnist: Debian's Fashion-MNIST files") {
@@ -288,7 +306,8 @@ TEST_CASE("data::load_fashion_mnist: Debian's Fashion-MNIST files") {
     const std::string dir = env && *env ? env : "/usr/share/datasets/fashion-mnist";
     if (!fs::exists(fs::path(dir) / "train-images-idx3-ubyte.gz") &&
         !fs::exists(fs::path(dir) / "train-images-idx3-ubyte")) {
-        MESSAGE("Fashion-MNIST not found in " << dir << " (install dataset-fashion-mnist); skipped");
+        MESSAGE("Fashion-MNIST not found in " << dir
+                                              << " (install dataset-fashion-mnist); skipped");
         return;
     }
     const Dataset train = load_fashion_mnist(dir, true);
@@ -329,7 +348,8 @@ TEST_CASE("data::load_cifar: CIFAR-10 and CIFAR-100 records") {
     bool all = true;
     for (index_t i = 0; i < 3; ++i)
         for (index_t k = 0; k < 3072; ++k)
-            all = all && ds.images[static_cast<std::size_t>(i * 3072 + k)] == static_cast<float>(pixel(i, k)) / 255.0f;
+            all = all && ds.images[static_cast<std::size_t>(i * 3072 + k)] ==
+                             static_cast<float>(pixel(i, k)) / 255.0f;
     CHECK(all);
 
     write_raw(dir / "c100.bin", cifar_records({{19, 99}, {0, 42}}));
@@ -345,30 +365,36 @@ TEST_CASE("data::load_cifar: bad files throw DataError naming the file and the b
     Bytes partial = cifar_records({{1}, {2}});
     partial.resize(partial.size() + 100, 0);
     write_raw(dir / "partial.bin", partial);
-    check_throws_mentioning<DataError>([&] { (void)load_cifar({dir / "partial.bin"}, CifarKind::cifar10); },
-                                       {dir / "partial.bin", "3073-byte records", "partial record", "at byte 6146"},
-                                       "partial record");
+    check_throws_mentioning<DataError>(
+        [&] { (void)load_cifar({dir / "partial.bin"}, CifarKind::cifar10); },
+        {dir / "partial.bin", "3073-byte records", "partial record", "at byte 6146"},
+        "partial record");
     Bytes short100 = cifar_records({{1, 2}});
     short100.pop_back();
     write_raw(dir / "short100.bin", short100);
-    check_throws_mentioning<DataError>([&] { (void)load_cifar({dir / "short100.bin"}, CifarKind::cifar100); },
-                                       {dir / "short100.bin", "3074-byte records", "at byte 0"}, "short CIFAR-100");
+    check_throws_mentioning<DataError>(
+        [&] { (void)load_cifar({dir / "short100.bin"}, CifarKind::cifar100); },
+        {dir / "short100.bin", "3074-byte records", "at byte 0"}, "short CIFAR-100");
 
     write_raw(dir / "ok.bin", cifar_records({{1}}));
     write_raw(dir / "label.bin", cifar_records({{1}, {10}}));
     check_throws_mentioning<DataError>(
-        [&] { (void)load_cifar({dir / "ok.bin", dir / "label.bin"}, CifarKind::cifar10); },
+        [&] {
+            (void)load_cifar({dir / "ok.bin", dir / "label.bin"}, CifarKind::cifar10);
+        },
         {dir / "label.bin", "label 10 at byte 3073 is outside [0, 9]"}, "CIFAR-10 label");
     write_raw(dir / "fine.bin", cifar_records({{1, 100}}));
-    check_throws_mentioning<DataError>([&] { (void)load_cifar({dir / "fine.bin"}, CifarKind::cifar100); },
-                                       {dir / "fine.bin", "fine label 100 at byte 1 is outside [0, 99]"}, "fine label");
+    check_throws_mentioning<DataError>(
+        [&] { (void)load_cifar({dir / "fine.bin"}, CifarKind::cifar100); },
+        {dir / "fine.bin", "fine label 100 at byte 1 is outside [0, 99]"}, "fine label");
     write_raw(dir / "coarse.bin", cifar_records({{1, 1}, {20, 1}}));
-    check_throws_mentioning<DataError>([&] { (void)load_cifar({dir / "coarse.bin"}, CifarKind::cifar100); },
-                                       {dir / "coarse.bin", "coarse label 20 at byte 3074 is outside [0, 19]"},
-                                       "coarse label");
+    check_throws_mentioning<DataError>(
+        [&] { (void)load_cifar({dir / "coarse.bin"}, CifarKind::cifar100); },
+        {dir / "coarse.bin", "coarse label 20 at byte 3074 is outside [0, 19]"}, "coarse label");
     write_raw(dir / "empty.bin", {});
-    check_throws_mentioning<DataError>([&] { (void)load_cifar({dir / "empty.bin"}, CifarKind::cifar10); },
-                                       {dir / "empty.bin", "0 bytes"}, "empty file");
+    check_throws_mentioning<DataError>(
+        [&] { (void)load_cifar({dir / "empty.bin"}, CifarKind::cifar10); },
+        {dir / "empty.bin", "0 bytes"}, "empty file");
     check_throws_mentioning<DataError>([&] { (void)load_cifar10(dir.path.string(), false); },
                                        {dir / "test_batch.bin", "cannot open"}, "missing file");
 }
@@ -377,14 +403,18 @@ TEST_CASE("data::load_cifar10 / load_cifar100 read the standard file sets") {
     TempDir dir;
     fs::create_directories(dir.path / "cifar-10-batches-bin");
     for (int b = 1; b <= 5; ++b)
-        write_raw(dir / ("cifar-10-batches-bin/data_batch_" + std::to_string(b) + ".bin"),
-                  cifar_records({{static_cast<std::uint8_t>(b)}, {static_cast<std::uint8_t>(b + 1)}}, 2 * (b - 1)));
+        write_raw(
+            dir / ("cifar-10-batches-bin/data_batch_" + std::to_string(b) + ".bin"),
+            cifar_records({{static_cast<std::uint8_t>(b)}, {static_cast<std::uint8_t>(b + 1)}},
+                          2 * (b - 1)));
     write_raw(dir / "cifar-10-batches-bin/test_batch.bin", cifar_records({{4}}));
     const Dataset train = load_cifar10(dir.path.string(), true);
     CHECK(train.size() == 10);
     CHECK(train.labels == std::vector<index_t>{1, 2, 2, 3, 3, 4, 4, 5, 5, 6});
-    CHECK(train.images[static_cast<std::size_t>(9 * 3072 + 5)] == static_cast<float>(pixel(9, 5)) / 255.0f);
-    CHECK(load_cifar10((dir.path / "cifar-10-batches-bin").string(), false).labels == std::vector<index_t>{4});
+    CHECK(train.images[static_cast<std::size_t>(9 * 3072 + 5)] ==
+          static_cast<float>(pixel(9, 5)) / 255.0f);
+    CHECK(load_cifar10((dir.path / "cifar-10-batches-bin").string(), false).labels ==
+          std::vector<index_t>{4});
 
     write_raw(dir / "train.bin", cifar_records({{0, 5}, {3, 77}}));
     write_raw(dir / "test.bin", cifar_records({{1, 8}}));
@@ -407,7 +437,8 @@ TEST_CASE_TEMPLATE("data::to_batch gathers images, labels and noise flags", B, L
     const auto x = b.x.to_host();
     for (std::size_t j = 0; j < idx.size(); ++j)
         for (std::size_t k = 0; k < 12; ++k)
-            CHECK(x[j * 12 + k] == static_cast<double>(ds.images[static_cast<std::size_t>(idx[j]) * 12 + k]));
+            CHECK(x[j * 12 + k] ==
+                  static_cast<double>(ds.images[static_cast<std::size_t>(idx[j]) * 12 + k]));
 
     Rng rng(3);
     const Dataset noisy = uniform_flip(ds, 0.5, rng);
@@ -417,8 +448,11 @@ TEST_CASE_TEMPLATE("data::to_batch gathers images, labels and noise flags", B, L
     CHECK(all.clean_labels == ds.labels);
     CHECK(all.noisy == noisy.noisy);
 
-    check_throws_mentioning<ValueError>([&] { (void)to_batch<float, B>(ds, std::vector<index_t>{0, 6}); },
-                                        {"to_batch", "index 6", "[0, 6)"}, "bad index");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)to_batch<float, B>(ds, std::vector<index_t>{0, 6});
+        },
+        {"to_batch", "index 6", "[0, 6)"}, "bad index");
 }
 
 TEST_CASE("data::Dataset::subset keeps images, labels, noise and origin together") {
@@ -435,7 +469,8 @@ TEST_CASE("data::Dataset::subset keeps images, labels, noise and origin together
     // Origins compose: a subset of a subset points back at the source rows.
     CHECK(part.subset({1}).origin == std::vector<index_t>{2});
     CHECK_NOTHROW(part.validate());
-    check_throws_mentioning<ValueError>([&] { (void)ds.subset({-1}); }, {"subset", "index -1"}, "negative index");
+    check_throws_mentioning<ValueError>([&] { (void)ds.subset({-1}); }, {"subset", "index -1"},
+                                        "negative index");
 }
 
 // ---- class imbalance ------------------------------------------------------------------------
@@ -453,18 +488,20 @@ TEST_CASE("data::imbalanced_binary takes exact counts of the two classes") {
     for (index_t i = 0; i < im.size(); ++i) {
         const index_t src = im.origin[static_cast<std::size_t>(i)];
         seen.insert(src);
-        CHECK(ds.labels[static_cast<std::size_t>(src)] == (im.labels[static_cast<std::size_t>(i)] == 1 ? 9 : 4));
+        CHECK(ds.labels[static_cast<std::size_t>(src)] ==
+              (im.labels[static_cast<std::size_t>(i)] == 1 ? 9 : 4));
         CHECK(std::equal(im.image(i).begin(), im.image(i).end(), ds.image(src).begin()));
     }
     CHECK(seen.size() == 201);  // no example twice
 
     Rng r2(11);
     CHECK(imbalanced_binary(ds, 9, 4, 201, 0.995, r2).origin == im.origin);  // seeded
-    const Dataset half = imbalanced_binary(ds, 9, 4, 5, 0.5, rng);           // round(2.5) = 3 majors
+    const Dataset half = imbalanced_binary(ds, 9, 4, 5, 0.5, rng);  // round(2.5) = 3 majors
     CHECK(count_labels(half.labels, 2) == std::vector<index_t>{2, 3});
 
     check_throws_mentioning<ValueError>([&] { (void)imbalanced_binary(ds, 9, 4, 400, 0.4, rng); },
-                                        {"imbalanced_binary", "240", "class 4", "200"}, "too few minority");
+                                        {"imbalanced_binary", "240", "class 4", "200"},
+                                        "too few minority");
     check_throws_mentioning<ValueError>([&] { (void)imbalanced_binary(ds, 9, 9, 10, 0.5, rng); },
                                         {"imbalanced_binary"}, "same class");
     check_throws_mentioning<ValueError>([&] { (void)imbalanced_binary(ds, 9, 4, 10, 1.5, rng); },
@@ -502,27 +539,32 @@ TEST_CASE("data::split_clean_validation is stratified and disjoint from the trai
         CHECK(std::count(counts.begin(), counts.end(), 2) == 5);
         check_disjoint_cover(s);
     }
-    SUBCASE("noisy data: the validation set gets its true labels, the training set keeps its noise") {
+    SUBCASE(
+        "noisy data: the validation set gets its true labels, the training set keeps its noise") {
         const Dataset noisy = uniform_flip(ds, 0.5, rng);
         const TrainValSplit s = split_clean_validation(noisy, PerClass{7}, rng);
         CHECK_FALSE(s.val.has_noise());
         CHECK(s.val.class_counts() == std::vector<index_t>(10, 7));
         for (index_t i = 0; i < s.val.size(); ++i)
-            CHECK(s.val.labels[static_cast<std::size_t>(i)] == ds.labels[static_cast<std::size_t>(s.val.origin[static_cast<std::size_t>(i)])]);
+            CHECK(s.val.labels[static_cast<std::size_t>(i)] ==
+                  ds.labels[static_cast<std::size_t>(s.val.origin[static_cast<std::size_t>(i)])]);
         CHECK(s.train.has_noise());
         check_disjoint_cover(s);
     }
     SUBCASE("too few examples") {
-        check_throws_mentioning<ValueError>([&] { (void)split_clean_validation(ds, PerClass{101}, rng); },
-                                            {"split_clean_validation", "101", "class 0", "100"}, "per class");
-        check_throws_mentioning<ValueError>([&] { (void)split_clean_validation(ds, Total{1001}, rng); },
-                                            {"split_clean_validation", "1001"}, "total");
+        check_throws_mentioning<ValueError>(
+            [&] { (void)split_clean_validation(ds, PerClass{101}, rng); },
+            {"split_clean_validation", "101", "class 0", "100"}, "per class");
+        check_throws_mentioning<ValueError>(
+            [&] { (void)split_clean_validation(ds, Total{1001}, rng); },
+            {"split_clean_validation", "1001"}, "total");
     }
 }
 
 // ---- label noise ----------------------------------------------------------------------------
 
-TEST_CASE("data::uniform_flip flips an exact count, each to another class, every other class reachable") {
+TEST_CASE(
+    "data::uniform_flip flips an exact count, each to another class, every other class reachable") {
     const index_t classes = 10, n = 20000;
     const Dataset ds = make_dataset(n, classes, 1, 1, 1);
     Rng rng(2024);
@@ -537,7 +579,8 @@ TEST_CASE("data::uniform_flip flips an exact count, each to another class, every
         CHECK(noisy.noisy[i] == (noisy.labels[i] != noisy.clean_labels[i]));  // never unchanged
         if (noisy.noisy[i]) {
             ++flipped;
-            ++to[static_cast<std::size_t>(noisy.clean_labels[i])][static_cast<std::size_t>(noisy.labels[i])];
+            ++to[static_cast<std::size_t>(noisy.clean_labels[i])]
+                [static_cast<std::size_t>(noisy.labels[i])];
         }
     }
     CHECK(flipped == 8000);
@@ -548,7 +591,8 @@ TEST_CASE("data::uniform_flip flips an exact count, each to another class, every
             const index_t c = to[static_cast<std::size_t>(a)][static_cast<std::size_t>(b)];
             CAPTURE(a);
             CAPTURE(b);
-            if (a == b) CHECK(c == 0);
+            if (a == b)
+                CHECK(c == 0);
             else {
                 CHECK(c > 50);
                 CHECK(c < 140);
@@ -561,13 +605,14 @@ TEST_CASE("data::uniform_flip flips an exact count, each to another class, every
     CHECK(none.labels == ds.labels);
     CHECK(std::count(none.noisy.begin(), none.noisy.end(), true) == 0);
     Rng r1(1);
-    const Dataset all = uniform_flip(make_dataset(7, 2), 1.0, r1);  // two classes: every label swaps
+    const Dataset all =
+        uniform_flip(make_dataset(7, 2), 1.0, r1);  // two classes: every label swaps
     for (std::size_t i = 0; i < 7; ++i) CHECK(all.labels[i] == 1 - all.clean_labels[i]);
 
-    check_throws_mentioning<ValueError>([&] { (void)uniform_flip(noisy, 0.1, rng); }, {"uniform_flip", "already"},
-                                        "twice");
-    check_throws_mentioning<ValueError>([&] { (void)uniform_flip(ds, -0.1, rng); }, {"uniform_flip", "ratio"},
-                                        "bad ratio");
+    check_throws_mentioning<ValueError>([&] { (void)uniform_flip(noisy, 0.1, rng); },
+                                        {"uniform_flip", "already"}, "twice");
+    check_throws_mentioning<ValueError>([&] { (void)uniform_flip(ds, -0.1, rng); },
+                                        {"uniform_flip", "ratio"}, "bad ratio");
 }
 
 TEST_CASE("data::uniform_flip is seeded-deterministic and rounds the count") {
@@ -627,10 +672,15 @@ TEST_CASE("data::normalize gives every channel mean 0 and standard deviation 1")
         CHECK(std::abs(after.mean[ch]) < 1e-5);
         CHECK(std::abs(after.stddev[ch] - 1.0) < 1e-5);
     }
-    check_throws_mentioning<ValueError>([&] { normalize(ds, std::vector<double>{0, 0}, std::vector<double>{1, 1}); },
-                                        {"normalize", "3 channels"}, "channel count");
     check_throws_mentioning<ValueError>(
-        [&] { normalize(ds, std::vector<double>{0, 0, 0}, std::vector<double>{1, 0, 1}); },
+        [&] {
+            normalize(ds, std::vector<double>{0, 0}, std::vector<double>{1, 1});
+        },
+        {"normalize", "3 channels"}, "channel count");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            normalize(ds, std::vector<double>{0, 0, 0}, std::vector<double>{1, 0, 1});
+        },
         {"normalize", "channel 1"}, "zero stddev");
 }
 
@@ -665,10 +715,12 @@ TEST_CASE("data::augment_crop_flip: a zero-padded shift and an optional mirror o
                             for (index_t y = 0; y < h && same; ++y)
                                 for (index_t x = 0; x < w && same; ++x) {
                                     const index_t sy = y + dy, sx = (mirror ? w - 1 - x : x) + dx;
-                                    const float want = (sy >= 0 && sy < h && sx >= 0 && sx < w)
-                                                           ? src[static_cast<std::size_t>((ch * h + sy) * w + sx)]
-                                                           : 0.0f;
-                                    same = out[static_cast<std::size_t>((ch * h + y) * w + x)] == want;
+                                    const float want =
+                                        (sy >= 0 && sy < h && sx >= 0 && sx < w)
+                                            ? src[static_cast<std::size_t>((ch * h + sy) * w + sx)]
+                                            : 0.0f;
+                                    same =
+                                        out[static_cast<std::size_t>((ch * h + y) * w + x)] == want;
                                 }
                         if (same) {
                             found = true;
@@ -695,11 +747,11 @@ TEST_CASE("data::augment_crop_flip: a zero-padded shift and an optional mirror o
     SUBCASE("bad arguments") {
         Dataset copy = ds;
         Rng rng(1);
-        check_throws_mentioning<ValueError>([&] { augment_crop_flip(copy, rng, -1); }, {"augment_crop_flip", "pad"},
-                                            "negative pad");
+        check_throws_mentioning<ValueError>([&] { augment_crop_flip(copy, rng, -1); },
+                                            {"augment_crop_flip", "pad"}, "negative pad");
         check_throws_mentioning<ValueError>(
-            [&] { augment_crop_flip(std::span<float>(copy.images), n + 1, c, h, w, rng); }, {"augment_crop_flip"},
-            "size mismatch");
+            [&] { augment_crop_flip(std::span<float>(copy.images), n + 1, c, h, w, rng); },
+            {"augment_crop_flip"}, "size mismatch");
     }
 }
 
@@ -742,8 +794,10 @@ TEST_CASE("data::Batcher covers every index once per epoch in a seeded order") {
     CHECK(ordered.epoch_batches(3) == std::vector<std::vector<index_t>>{{0, 1}, {2, 3}, {4}});
 
     Batcher none(5, 8, 0, true);
-    check_throws_mentioning<ValueError>([&] { (void)none.next(); }, {"Batcher", "no batch"}, "empty epoch");
-    check_throws_mentioning<ValueError>([] { (void)Batcher(5, 0, 0); }, {"Batcher", "batch size 0"}, "zero batch");
+    check_throws_mentioning<ValueError>([&] { (void)none.next(); }, {"Batcher", "no batch"},
+                                        "empty epoch");
+    check_throws_mentioning<ValueError>([] { (void)Batcher(5, 0, 0); }, {"Batcher", "batch size 0"},
+                                        "zero batch");
 }
 
 TEST_CASE("data::BalancedSampler gives equal class counts per batch") {
@@ -768,7 +822,9 @@ TEST_CASE("data::BalancedSampler gives equal class counts per batch") {
     BalancedSampler a(make_dataset(30, 3), 6, 1), b(make_dataset(30, 3), 6, 1);
     CHECK(a.next() == b.next());
     check_throws_mentioning<ValueError>([&] { (void)BalancedSampler(labels, 2, 9, 0); },
-                                        {"BalancedSampler", "batch size 9", "2 classes"}, "not a multiple");
+                                        {"BalancedSampler", "batch size 9", "2 classes"},
+                                        "not a multiple");
     check_throws_mentioning<ValueError>([&] { (void)BalancedSampler(labels, 3, 9, 0); },
-                                        {"BalancedSampler", "class 2 has no examples"}, "absent class");
+                                        {"BalancedSampler", "class 2 has no examples"},
+                                        "absent class");
 }

@@ -1,9 +1,8 @@
 // tests/test_meta.cpp — OnlineReweighter: the two strategies agree, the general one matches a
 // finite difference of a real lookahead step, normalisation, and the weights' behaviour on
 // noisy and imbalanced problems.
-#include <l2rw/meta.hpp>
-
 #include <cmath>
+#include <l2rw/meta.hpp>
 #include <numeric>
 
 #include "testing.hpp"
@@ -21,9 +20,12 @@ enum class Arch { mlp, lenet, resnet };
 template <Backend B>
 std::shared_ptr<Model<B>> make_model(Arch a, std::uint64_t seed) {
     switch (a) {
-        case Arch::mlp: return nn::mlp<double, B>({6, 8, 3}, seed);
-        case Arch::lenet: return nn::lenet<double, B>({1, 12, 3}, seed);
-        case Arch::resnet: return nn::resnet_cifar<double, B>(8, 3, seed);
+        case Arch::mlp:
+            return nn::mlp<double, B>({6, 8, 3}, seed);
+        case Arch::lenet:
+            return nn::lenet<double, B>({1, 12, 3}, seed);
+        case Arch::resnet:
+            return nn::resnet_cifar<double, B>(8, 3, seed);
     }
     return nullptr;
 }
@@ -43,8 +45,10 @@ meta::Batch<double, B> make_batch(Arch a, index_t n, std::uint64_t seed) {
 
 /// L_v(θ'(ε)) for a given ε, by a real lookahead step: g = ∇_θ Σ ε_i f_i, θ' = lookahead(θ, g).
 template <Backend B>
-double lookahead_validation_loss(Model<B>& m, const meta::Batch<double, B>& tr, const meta::Batch<double, B>& va,
-                                 const meta::Lookahead<double, B>& la, const std::vector<double>& eps) {
+double lookahead_validation_loss(Model<B>& m, const meta::Batch<double, B>& tr,
+                                 const meta::Batch<double, B>& va,
+                                 const meta::Lookahead<double, B>& la,
+                                 const std::vector<double>& eps) {
     Tape<double, B> tape;
     auto bind = nn::ParamBinding<double, B>::leaves(m, tape);
     nn::Context<double, B> ctx{nn::Mode::meta, &bind, nullptr};
@@ -63,7 +67,8 @@ double lookahead_validation_loss(Model<B>& m, const meta::Batch<double, B>& tr, 
 
 /// Optimizer-like state for the lookaheads: momentum buffers and Adam moments, seeded.
 template <Backend B>
-std::vector<Tensor<double, B>> state_like(Model<B>& m, std::uint64_t seed, double scale, bool positive) {
+std::vector<Tensor<double, B>> state_like(Model<B>& m, std::uint64_t seed, double scale,
+                                          bool positive) {
     std::vector<Tensor<double, B>> out;
     std::uint64_t k = 0;
     for (auto& [name, t] : nn::named_parameters(m)) {
@@ -98,7 +103,8 @@ meta::Lookahead<double, B> adam(Model<B>& m) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("meta: exact and general strategies give the same meta-gradient", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("meta: exact and general strategies give the same meta-gradient", B,
+                   L2RW_BACKENDS) {
     for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet}) {
         CAPTURE(static_cast<int>(a));
         auto m = make_model<B>(a, 5);
@@ -106,7 +112,8 @@ TEST_CASE_TEMPLATE("meta: exact and general strategies give the same meta-gradie
         meta::OnlineReweighter<Model<B>> rw(*m);
         for (int which = 0; which < 3; ++which) {
             CAPTURE(which);
-            auto la = which == 0 ? meta::Lookahead<double, B>::sgd(0.1) : momentum_wd<B>(*m, which == 2);
+            auto la =
+                which == 0 ? meta::Lookahead<double, B>::sgd(0.1) : momentum_wd<B>(*m, which == 2);
             auto ua = rw.meta_gradient(tr, va, la, meta::Strategy::general);
             auto ub = rw.meta_gradient(tr, va, la, meta::Strategy::exact);
             CHECK(testing::max_abs(ua) > 1e-6);  // a check of zeros proves nothing
@@ -115,7 +122,8 @@ TEST_CASE_TEMPLATE("meta: exact and general strategies give the same meta-gradie
     }
 }
 
-TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of the real lookahead", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of the real lookahead",
+                   B, L2RW_BACKENDS) {
     auto m = make_model<B>(Arch::resnet, 8);
     auto tr = make_batch<B>(Arch::resnet, 5, 31), va = make_batch<B>(Arch::resnet, 4, 32);
     meta::OnlineReweighter<Model<B>> rw(*m);
@@ -134,7 +142,8 @@ TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of th
             std::vector<double> ep(u.size(), 0.0), em(u.size(), 0.0);
             ep[i] = h;
             em[i] = -h;
-            fd[i] = -(lookahead_validation_loss<B>(*m, tr, va, la, ep) - lookahead_validation_loss<B>(*m, tr, va, la, em)) /
+            fd[i] = -(lookahead_validation_loss<B>(*m, tr, va, la, ep) -
+                      lookahead_validation_loss<B>(*m, tr, va, la, em)) /
                     (2 * h);
         }
         CHECK(testing::max_abs(fd) > 1e-6);
@@ -152,14 +161,16 @@ TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of th
     }
 }
 
-TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skipped", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skipped", B,
+                   L2RW_BACKENDS) {
     auto m = make_model<B>(Arch::mlp, 3);
     auto tr = make_batch<B>(Arch::mlp, 8, 41), va = make_batch<B>(Arch::mlp, 5, 42);
     meta::OnlineReweighter<Model<B>> rw(*m);
     auto r = rw.weights(tr, va);
     REQUIRE(r.weights.size() == 8);
     if (!r.skipped) {
-        CHECK(std::accumulate(r.weights.begin(), r.weights.end(), 0.0) == doctest::Approx(1.0).epsilon(1e-12));
+        CHECK(std::accumulate(r.weights.begin(), r.weights.end(), 0.0) ==
+              doctest::Approx(1.0).epsilon(1e-12));
     }
     index_t zeros = 0;
     for (std::size_t i = 0; i < r.weights.size(); ++i) {
@@ -171,7 +182,8 @@ TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skip
     CHECK(std::isfinite(r.validation_loss));
 
     // The training batch is one example repeated, validated against a different label.
-    meta::Batch<double, B> one{Tensor<double, B>::randn({1, 6}, 5), IndexTensor<B>::from_host({1}, {0}), {}};
+    meta::Batch<double, B> one{
+        Tensor<double, B>::randn({1, 6}, 5), IndexTensor<B>::from_host({1}, {0}), {}};
     meta::Batch<double, B> other{one.x, IndexTensor<B>::from_host({1}, {1}), {}};
     auto r2 = rw.weights(one, other);
     CHECK(r2.raw[0] < 0.0);
@@ -182,21 +194,26 @@ TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skip
     // Without normalisation the weights are max(u, 0) as is.
     rw.options().normalize = false;
     auto r3 = rw.weights(tr, va);
-    for (std::size_t i = 0; i < r3.weights.size(); ++i) CHECK(r3.weights[i] == std::max(r3.raw[i], 0.0));
+    for (std::size_t i = 0; i < r3.weights.size(); ++i)
+        CHECK(r3.weights[i] == std::max(r3.raw[i], 0.0));
 }
 
 TEST_CASE("meta: bad batches are rejected with messages that name them") {
     auto m = nn::mlp<double, Cpu>({6, 8, 3}, 1);
     meta::OnlineReweighter<nn::Sequential<double, Cpu>> rw(*m);
-    meta::Batch<double, Cpu> tr{Tensor<double, Cpu>::randn({4, 6}, 1), IndexTensor<Cpu>::from_host({3}, {0, 1, 2}), {}};
-    meta::Batch<double, Cpu> va{Tensor<double, Cpu>::randn({2, 6}, 2), IndexTensor<Cpu>::from_host({2}, {0, 1}), {}};
-    testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); }, {"training", "[4, 6]", "[3]"},
-                                                 "label count");
+    meta::Batch<double, Cpu> tr{
+        Tensor<double, Cpu>::randn({4, 6}, 1), IndexTensor<Cpu>::from_host({3}, {0, 1, 2}), {}};
+    meta::Batch<double, Cpu> va{
+        Tensor<double, Cpu>::randn({2, 6}, 2), IndexTensor<Cpu>::from_host({2}, {0, 1}), {}};
+    testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); },
+                                                 {"training", "[4, 6]", "[3]"}, "label count");
     tr.y = IndexTensor<Cpu>::from_host({4}, {0, 1, 2, 7});
-    testing::check_throws_mentioning<ValueError>([&] { rw.weights(tr, va); }, {"label", "7"}, "label range");
+    testing::check_throws_mentioning<ValueError>([&] { rw.weights(tr, va); }, {"label", "7"},
+                                                 "label range");
     tr.y = IndexTensor<Cpu>::from_host({4}, {0, 1, 2, 0});
     tr.noisy = {true};
-    testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); }, {"noise flags"}, "flags");
+    testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); }, {"noise flags"},
+                                                 "flags");
 }
 
 namespace {
@@ -228,7 +245,8 @@ meta::Batch<double, B> slice(const Problem& p, index_t from, index_t n, bool cle
     std::vector<index_t> y(n);
     std::vector<bool> fl(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
-        y[static_cast<std::size_t>(i)] = clean ? p.clean_y[static_cast<std::size_t>(from + i)] : p.y[static_cast<std::size_t>(from + i)];
+        y[static_cast<std::size_t>(i)] = clean ? p.clean_y[static_cast<std::size_t>(from + i)]
+                                               : p.y[static_cast<std::size_t>(from + i)];
         fl[static_cast<std::size_t>(i)] = !clean && p.noisy[static_cast<std::size_t>(from + i)];
     }
     return {Tensor<double, B>::from_host({n, 10}, x), IndexTensor<B>::from_host({n}, y), fl};
@@ -236,7 +254,8 @@ meta::Batch<double, B> slice(const Problem& p, index_t from, index_t n, bool cle
 
 /// One reweighted SGD step with learning rate lr.
 template <Backend B>
-meta::StepReport<double> train_step(Model<B>& m, meta::OnlineReweighter<Model<B>>& rw, const meta::Batch<double, B>& tr,
+meta::StepReport<double> train_step(Model<B>& m, meta::OnlineReweighter<Model<B>>& rw,
+                                    const meta::Batch<double, B>& tr,
                                     const meta::Batch<double, B>& va, double lr) {
     auto r = rw.weights(tr, va);
     if (r.skipped) return r;
@@ -278,9 +297,10 @@ TEST_CASE("meta: flipped labels get little weight after a warm-up (40% uniform f
         }
         REQUIRE(r.noisy_mass.has_value());
     }
-    const double mean_noisy = w_noisy / static_cast<double>(n_noisy), mean_clean = w_clean / static_cast<double>(n_clean);
-    MESSAGE("mean weight: flipped " << mean_noisy << ", clean " << mean_clean << " (ratio " << mean_noisy / mean_clean
-                                    << ")");
+    const double mean_noisy = w_noisy / static_cast<double>(n_noisy),
+                 mean_clean = w_clean / static_cast<double>(n_clean);
+    MESSAGE("mean weight: flipped " << mean_noisy << ", clean " << mean_clean << " (ratio "
+                                    << mean_noisy / mean_clean << ")");
     CHECK(mean_noisy < mean_clean / 3.0);
 }
 
@@ -309,7 +329,8 @@ TEST_CASE("meta: the minority class of a 95:5 problem gets over 5% of the weight
         }
     }
     const double share = mass_minor / mass_all;
-    MESSAGE("minority: " << n_minor << " of " << n_all << " examples, " << 100 * share << "% of the weight mass");
+    MESSAGE("minority: " << n_minor << " of " << n_all << " examples, " << 100 * share
+                         << "% of the weight mass");
     CHECK(share > 0.05);
 }
 
@@ -318,7 +339,8 @@ TEST_CASE_TEMPLATE("meta: lookahead_from reproduces the optimizer's next step", 
     const optim::ParamList<double, B> params(nn::named_parameters(*m));
     auto random_grads = [&](std::uint64_t seed) {
         std::vector<Tensor<double, B>> g;
-        for (std::size_t i = 0; i < params.size(); ++i) g.push_back(Tensor<double, B>::randn(params[i].shape(), seed + i));
+        for (std::size_t i = 0; i < params.size(); ++i)
+            g.push_back(Tensor<double, B>::randn(params[i].shape(), seed + i));
         return g;
     };
     const std::vector<optim::SGDOptions> sgds = {
@@ -342,7 +364,8 @@ TEST_CASE_TEMPLATE("meta: lookahead_from reproduces the optimizer's next step", 
             const auto predicted = la.apply(th, gv);
             opt.step(params, g);
             for (std::size_t i = 0; i < params.size(); ++i)
-                check_close(params[i].to_host(), predicted[i].to_host(), 1e-13, 1e-15, "SGD lookahead vs step");
+                check_close(params[i].to_host(), predicted[i].to_host(), 1e-13, 1e-15,
+                            "SGD lookahead vs step");
         }
     }
     optim::Adam<double, B> adam_opt({.lr = 1e-2, .weight_decay = 1e-3});
@@ -358,11 +381,13 @@ TEST_CASE_TEMPLATE("meta: lookahead_from reproduces the optimizer's next step", 
         const auto predicted = la.apply(th, gv);
         adam_opt.step(params, g);
         for (std::size_t i = 0; i < params.size(); ++i)
-            check_close(params[i].to_host(), predicted[i].to_host(), 1e-12, 1e-14, "Adam lookahead vs step");
+            check_close(params[i].to_host(), predicted[i].to_host(), 1e-12, 1e-14,
+                        "Adam lookahead vs step");
     }
 }
 
-TEST_CASE_TEMPLATE("meta: step() takes the reweighted step with the user's optimizer", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("meta: step() takes the reweighted step with the user's optimizer", B,
+                   L2RW_BACKENDS) {
     auto m = make_model<B>(Arch::resnet, 6);
     auto twin = make_model<B>(Arch::resnet, 6);
     auto tr = make_batch<B>(Arch::resnet, 6, 51), va = make_batch<B>(Arch::resnet, 4, 52);
@@ -381,5 +406,6 @@ TEST_CASE_TEMPLATE("meta: step() takes the reweighted step with the user's optim
     }
     auto a = nn::named_tensors(*m), b = nn::named_tensors(*twin);
     for (std::size_t i = 0; i < a.size(); ++i)
-        check_close(std::get<1>(a[i])->to_host(), std::get<1>(b[i])->to_host(), 1e-12, 1e-15, std::get<0>(a[i]));
+        check_close(std::get<1>(a[i])->to_host(), std::get<1>(b[i])->to_host(), 1e-12, 1e-15,
+                    std::get<0>(a[i]));
 }

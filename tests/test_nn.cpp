@@ -31,8 +31,6 @@
 //   * MaxPoolScatter keeping only the last window that chose an element (acc = g instead of
 //     acc += g): the overlapping poolings (3, stride 2; 3, stride 2, pad 1; plain and after
 //     tanh / square) fail their input VJPs; the non-overlapping MaxPool2d(2) rightly passes.
-#include "testing.hpp"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -43,6 +41,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "testing.hpp"
 
 using namespace l2rw;
 using namespace l2rw::testing;
@@ -91,7 +91,8 @@ void check_module(ModD<B>& m, const TensorD<B>& x, nn::Mode mode, FdOptions opt,
 /// Sets every parameter of `m` to seeded N(mean, sd) values (in place: the buffers stay).
 template <Backend B>
 void randomise_parameters(ModD<B>& m, std::uint64_t seed, double mean = 0.0, double sd = 0.5) {
-    for (auto& [name, t] : nn::named_parameters(m)) t->assign(TensorD<B>::randn(t->shape(), seed++, mean, sd));
+    for (auto& [name, t] : nn::named_parameters(m))
+        t->assign(TensorD<B>::randn(t->shape(), seed++, mean, sd));
 }
 
 /// An input whose entries are distinct and spaced (a shuffled ramp of step `gap`), so that
@@ -100,7 +101,8 @@ template <Backend B>
 TensorD<B> distinct_values(const Shape& s, std::uint64_t seed, double gap = 0.05) {
     const auto n = static_cast<std::size_t>(s.numel());
     std::vector<double> v(n);
-    for (std::size_t i = 0; i < n; ++i) v[i] = (static_cast<double>(i) - static_cast<double>(n) / 2) * gap;
+    for (std::size_t i = 0; i < n; ++i)
+        v[i] = (static_cast<double>(i) - static_cast<double>(n) / 2) * gap;
     Rng rng(seed);
     for (std::size_t i = n; i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
     return TensorD<B>::from_host(s, v);
@@ -125,7 +127,8 @@ long double dot(const Vec& a, const Vec& b) {
 // 1. Finite-difference checks, layer by layer
 // =============================================================================================
 
-TEST_CASE_TEMPLATE("nn: Linear derivatives (input, weight, bias; first and second order)", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: Linear derivatives (input, weight, bias; first and second order)", B,
+                   L2RW_BACKENDS) {
     Rng rng(11);
     nn::Linear<double, B> lin(4, 3, rng);
     randomise_parameters<B>(lin, 100);
@@ -137,13 +140,15 @@ TEST_CASE_TEMPLATE("nn: Linear derivatives (input, weight, bias; first and secon
     // Without bias: only (x, W).
     nn::Linear<double, B> nob(3, 2, rng, false);
     CHECK(nn::named_parameters(nob).size() == 1);
-    check_module<B>(nob, TensorD<B>::randn(Shape{2, 3}, 2), nn::Mode::train, {.what = "Linear (no bias)"});
+    check_module<B>(nob, TensorD<B>::randn(Shape{2, 3}, 2), nn::Mode::train,
+                    {.what = "Linear (no bias)"});
     // W.r.t. the input alone the layer is affine: its HVP must be exactly zero.
     check_module<B>(lin, TensorD<B>::randn(Shape{3, 4}, 3), nn::Mode::train,
                     {.what = "Linear (input only)", .wrt = {true, false, false}, .linear = true});
 }
 
-TEST_CASE_TEMPLATE("nn: Conv2d derivatives, strides 1 and 2, padding 0/1/2, non-square input", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: Conv2d derivatives, strides 1 and 2, padding 0/1/2, non-square input", B,
+                   L2RW_BACKENDS) {
     // The conv is im2col + GEMM: the input gradient runs through col2im (the adjoint of
     // im2col), the weight gradient through the GEMM's transposes, the bias through sum_to.
     // A wrong col2im index (see the mutation record at the top) fails the input VJP; a
@@ -157,9 +162,11 @@ TEST_CASE_TEMPLATE("nn: Conv2d derivatives, strides 1 and 2, padding 0/1/2, non-
         Rng rng(20 + static_cast<std::uint64_t>(c.stride * 10 + c.pad));
         nn::Conv2d<double, B> conv(2, 3, 3, rng, c.stride, c.pad);
         randomise_parameters<B>(conv, 200);
-        const auto what = "Conv2d stride " + std::to_string(c.stride) + " pad " + std::to_string(c.pad);
+        const auto what =
+            "Conv2d stride " + std::to_string(c.stride) + " pad " + std::to_string(c.pad);
         CAPTURE(what);
-        check_module<B>(conv, TensorD<B>::randn(Shape{2, 2, 5, 7}, 5), nn::Mode::train, {.what = what});
+        check_module<B>(conv, TensorD<B>::randn(Shape{2, 2, 5, 7}, 5), nn::Mode::train,
+                        {.what = what});
     }
     // Output geometry: (H + 2p - k) / s + 1 on each axis.
     Rng rng(3);
@@ -169,12 +176,15 @@ TEST_CASE_TEMPLATE("nn: Conv2d derivatives, strides 1 and 2, padding 0/1/2, non-
 
     // A non-square kernel [O, C, 2, 3] through the functional form, without bias.
     check_gradients<B>(
-        [](const std::vector<VarD<B>>& in) { return nn::functional::conv2d(in[0], in[1], VarD<B>(), 2, 1); },
+        [](const std::vector<VarD<B>>& in) {
+            return nn::functional::conv2d(in[0], in[1], VarD<B>(), 2, 1);
+        },
         {TensorD<B>::randn(Shape{2, 2, 6, 5}, 7), TensorD<B>::randn(Shape{3, 2, 2, 3}, 8)},
         {.what = "functional::conv2d 2x3 kernel, stride 2, pad 1"});
 }
 
-TEST_CASE_TEMPLATE("nn: im2col and col2im are adjoint, and differentiate as each other's adjoint", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: im2col and col2im are adjoint, and differentiate as each other's adjoint",
+                   B, L2RW_BACKENDS) {
     namespace F = nn::functional;
     struct Cfg {
         index_t kh, kw, stride, pad;
@@ -191,22 +201,23 @@ TEST_CASE_TEMPLATE("nn: im2col and col2im are adjoint, and differentiate as each
         CAPTURE(c.stride);
         CAPTURE(c.pad);
         // ⟨im2col(x), c⟩ == ⟨x, col2im(c)⟩: a wrong index in either kernel breaks this.
-        CHECK(static_cast<double>(lhs) ==
-              doctest::Approx(static_cast<double>(rhs)).epsilon(1e-13));
+        CHECK(static_cast<double>(lhs) == doctest::Approx(static_cast<double>(rhs)).epsilon(1e-13));
         CHECK(std::abs(static_cast<double>(lhs)) > 1.0);
         // Each is linear: first-order VJP against FD, and an exactly zero HVP.
         check_gradients<B>([g](const std::vector<VarD<B>>& in) { return F::im2col(in[0], g); }, {x},
                            {.what = "im2col", .linear = true});
-        check_gradients<B>([g](const std::vector<VarD<B>>& in) { return F::col2im(in[0], g); }, {cols},
-                           {.what = "col2im", .linear = true});
+        check_gradients<B>([g](const std::vector<VarD<B>>& in) { return F::col2im(in[0], g); },
+                           {cols}, {.what = "col2im", .linear = true});
         // Through a square, the VJP of the VJP (col2im's rule is im2col and vice versa)
         // is exercised by the HVP.
-        check_gradients<B>([g](const std::vector<VarD<B>>& in) { return square(F::col2im(square(in[0]), g)); },
-                           {cols}, {.what = "col2im of a square, squared"});
+        check_gradients<B>(
+            [g](const std::vector<VarD<B>>& in) { return square(F::col2im(square(in[0]), g)); },
+            {cols}, {.what = "col2im of a square, squared"});
     }
 }
 
-TEST_CASE_TEMPLATE("nn: MaxPool2d derivatives (distinct values, stable winners)", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: MaxPool2d derivatives (distinct values, stable winners)", B,
+                   L2RW_BACKENDS) {
     // Pooling alone is piecewise linear: winners are fixed, so its HVP must be exactly zero.
     // Routing the gradient to the wrong window element (or to every element) fails the
     // first-order check; a scatter that drops one of several windows sharing a winner (the
@@ -215,7 +226,8 @@ TEST_CASE_TEMPLATE("nn: MaxPool2d derivatives (distinct values, stable winners)"
     const auto x = distinct_values<B>(Shape{2, 2, 6, 7}, 41);
     check_module<B>(p2, x, nn::Mode::train, {.what = "MaxPool2d(2)", .linear = true});
     check_module<B>(p32, x, nn::Mode::train, {.what = "MaxPool2d(3, stride 2)", .linear = true});
-    check_module<B>(p31, x, nn::Mode::train, {.what = "MaxPool2d(3, stride 2, pad 1)", .linear = true});
+    check_module<B>(p31, x, nn::Mode::train,
+                    {.what = "MaxPool2d(3, stride 2, pad 1)", .linear = true});
     // After a nonlinearity, the HVP carries the input's curvature through the winners: it
     // must be non-zero, and wrong if maxpool_scatter's own VJP (maxpool_gather) were wrong.
     auto tanh_pre = [](const VarD<B>& v) { return tanh(v); };
@@ -251,7 +263,8 @@ TEST_CASE_TEMPLATE("nn: AvgPool2d and global average pooling derivatives", B, L2
     CHECK(gy.to_host() == Vec{3, -1});
 }
 
-TEST_CASE_TEMPLATE("nn: BatchNorm derivatives over features and channels, train/meta and eval", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: BatchNorm derivatives over features and channels, train/meta and eval", B,
+                   L2RW_BACKENDS) {
     // Batch statistics: y depends on every row through the mean and the variance. A rule that
     // treats μ and σ² as constants (the common mistake) gives a first-order input gradient
     // off by the mean/variance terms and fails; the HVP goes through pow(var + eps, -1/2)'s
@@ -272,23 +285,27 @@ TEST_CASE_TEMPLATE("nn: BatchNorm derivatives over features and channels, train/
     }
     check_module<B>(bn1, x1, nn::Mode::eval, {.what = "BatchNorm1d eval"});
     check_module<B>(bn2, x2, nn::Mode::eval, {.what = "BatchNorm2d eval"});
-    check_module<B>(bn2, x2, nn::Mode::eval,
-                    {.what = "BatchNorm2d eval (input only)", .wrt = {true, false, false}, .linear = true});
+    check_module<B>(
+        bn2, x2, nn::Mode::eval,
+        {.what = "BatchNorm2d eval (input only)", .wrt = {true, false, false}, .linear = true});
 }
 
-TEST_CASE_TEMPLATE("nn: Dropout is the identity in eval/meta and a fixed seeded mask in train", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: Dropout is the identity in eval/meta and a fixed seeded mask in train", B,
+                   L2RW_BACKENDS) {
     nn::Dropout<double, B> drop(0.4);
     const auto x = TensorD<B>::randn(Shape{3, 5}, 81);
     // Identity: the output is the input (bitwise), and linear.
     for (auto mode : {nn::Mode::eval, nn::Mode::meta}) {
         Ctx<B> ctx{mode};
         CHECK(drop(VarD<B>(x), ctx).to_host() == x.to_host());
-        check_module<B>(drop, x, mode, {.what = std::string("Dropout ") + nn::to_string(mode), .linear = true});
+        check_module<B>(drop, x, mode,
+                        {.what = std::string("Dropout ") + nn::to_string(mode), .linear = true});
     }
     // Train: y = x ⊙ m with m ∈ {0, 1/(1-p)} from the Context's Rng; the checker's function
     // draws from a fresh Rng(9) at each evaluation, so the mask is fixed and the layer is
     // linear: a VJP that forgot the mask (or the 1/(1-p) scale) fails the first order.
-    check_module<B>(drop, x, nn::Mode::train, {.what = "Dropout train (seeded mask)", .linear = true}, {}, 9);
+    check_module<B>(drop, x, nn::Mode::train,
+                    {.what = "Dropout train (seeded mask)", .linear = true}, {}, 9);
 
     auto mask_of = [](auto& layer, auto ones, std::uint64_t seed) {
         Rng rng(seed);
@@ -297,7 +314,8 @@ TEST_CASE_TEMPLATE("nn: Dropout is the identity in eval/meta and a fixed seeded 
         return layer(Var<double, BB>(ones), ctx).to_host();
     };
     const Shape s{4, 50};
-    const auto m1 = mask_of(drop, TensorD<B>::ones(s), 123), m2 = mask_of(drop, TensorD<B>::ones(s), 123),
+    const auto m1 = mask_of(drop, TensorD<B>::ones(s), 123),
+               m2 = mask_of(drop, TensorD<B>::ones(s), 123),
                m3 = mask_of(drop, TensorD<B>::ones(s), 124);
     CHECK(m1 == m2);  // same seed, same mask
     CHECK(m1 != m3);  // another seed, another mask
@@ -340,7 +358,8 @@ TEST_CASE_TEMPLATE("nn: ReLU, Sigmoid, Tanh and Flatten layers", B, L2RW_BACKEND
     CHECK(relu_l(VarD<B>(tensor<B>(Shape{3}, {-1, 0.5, 2})), ctx).to_host() == Vec{0, 0.5, 2});
 }
 
-TEST_CASE_TEMPLATE("nn: residual blocks (identity, pad and conv shortcuts; WideBlock) derivatives", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: residual blocks (identity, pad and conv shortcuts; WideBlock) derivatives",
+                   B, L2RW_BACKENDS) {
     // Each block composes conv, BatchNorm with batch statistics (train mode), ReLU and the
     // shortcut; the FD checks cover all parameters at once. A wrong shortcut_pad adjoint
     // (e.g. channels offset by one) fails the input VJP of the pad block; a missing
@@ -368,8 +387,10 @@ TEST_CASE_TEMPLATE("nn: residual blocks (identity, pad and conv shortcuts; WideB
         CHECK(hs[((0 * 4 + 0) * 3 + 2) * 3 + 0] == 0.0);
         CHECK(hs[((0 * 4 + 3) * 3 + 1) * 3 + 1] == 0.0);
         check_gradients<B>(
-            [](const std::vector<VarD<B>>& in) { return nn::functional::shortcut_pad(square(in[0]), 4, 2); }, {x},
-            {.what = "shortcut_pad of a square"});
+            [](const std::vector<VarD<B>>& in) {
+                return nn::functional::shortcut_pad(square(in[0]), 4, 2);
+            },
+            {x}, {.what = "shortcut_pad of a square"});
     }
     SUBCASE("BasicBlock, conv shortcut, stride 2") {
         Rng rng(121);
@@ -407,18 +428,21 @@ TEST_CASE_TEMPLATE("nn: Sequential derivatives and names", B, L2RW_BACKENDS) {
     CHECK(seq[5].type_name() == "Linear");
     std::vector<std::string> names;
     for (auto& [n, t, k] : nn::named_tensors(seq)) names.push_back(n);
-    CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                                            "1.running_var", "head.weight", "head.bias"});
+    CHECK(names == std::vector<std::string>{"0.weight", "0.bias", "1.weight", "1.bias",
+                                            "1.running_mean", "1.running_var", "head.weight",
+                                            "head.bias"});
     // The whole stack, input and all six parameters, in batch-statistics mode.
-    check_module<B>(seq, TensorD<B>::randn(Shape{3, 2, 4, 5}, 142), nn::Mode::meta, {.what = "Sequential"});
+    check_module<B>(seq, TensorD<B>::randn(Shape{3, 2, 4, 5}, 142), nn::Mode::meta,
+                    {.what = "Sequential"});
 }
 
 // =============================================================================================
 // 2. BatchNorm modes, running statistics, names and kinds
 // =============================================================================================
 
-TEST_CASE_TEMPLATE("nn: BatchNorm modes: train updates running stats, meta leaves them, eval uses them", B,
-                   L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE(
+    "nn: BatchNorm modes: train updates running stats, meta leaves them, eval uses them", B,
+    L2RW_BACKENDS) {
     const double eps = 1e-5, mom = 0.1;
     // [N=4, F=2] and [N=2, C=2, H=1, W=3]: hand statistics per feature/channel.
     struct Case {
@@ -437,9 +461,11 @@ TEST_CASE_TEMPLATE("nn: BatchNorm modes: train updates running stats, meta leave
             return c.rank == 2 ? i % 2 : (i / 3) % 2;
         };
         Vec mu(2, 0.0), var(2, 0.0);
-        for (std::size_t i = 0; i < hx.size(); ++i) mu[feature_of(i)] += hx[i] / static_cast<double>(per);
         for (std::size_t i = 0; i < hx.size(); ++i)
-            var[feature_of(i)] += (hx[i] - mu[feature_of(i)]) * (hx[i] - mu[feature_of(i)]) / static_cast<double>(per);
+            mu[feature_of(i)] += hx[i] / static_cast<double>(per);
+        for (std::size_t i = 0; i < hx.size(); ++i)
+            var[feature_of(i)] += (hx[i] - mu[feature_of(i)]) * (hx[i] - mu[feature_of(i)]) /
+                                  static_cast<double>(per);
         const Vec gam{1.5, -0.5}, bet{0.25, 2.0};
         Vec y_batch(hx.size());
         for (std::size_t i = 0; i < hx.size(); ++i) {
@@ -451,7 +477,8 @@ TEST_CASE_TEMPLATE("nn: BatchNorm modes: train updates running stats, meta leave
         const auto rm0 = bn.running_mean.to_host(), rv0 = bn.running_var.to_host();
         {
             Ctx<B> ctx{nn::Mode::meta};
-            check_close(bn(VarD<B>(x), ctx).to_host(), y_batch, 1e-12, 1e-12, "BatchNorm meta output");
+            check_close(bn(VarD<B>(x), ctx).to_host(), y_batch, 1e-12, 1e-12,
+                        "BatchNorm meta output");
             CHECK(bn.running_mean.to_host() == rm0);
             CHECK(bn.running_var.to_host() == rv0);
         }
@@ -461,17 +488,21 @@ TEST_CASE_TEMPLATE("nn: BatchNorm modes: train updates running stats, meta leave
             const auto xs = step == 0 ? x : TensorD<B>::randn(c.shape, 152, -1.0, 0.5);
             const auto h = xs.to_host();
             Vec m(2, 0.0), v(2, 0.0);
-            for (std::size_t i = 0; i < h.size(); ++i) m[feature_of(i)] += h[i] / static_cast<double>(per);
             for (std::size_t i = 0; i < h.size(); ++i)
-                v[feature_of(i)] += (h[i] - m[feature_of(i)]) * (h[i] - m[feature_of(i)]) / static_cast<double>(per - 1);
+                m[feature_of(i)] += h[i] / static_cast<double>(per);
+            for (std::size_t i = 0; i < h.size(); ++i)
+                v[feature_of(i)] += (h[i] - m[feature_of(i)]) * (h[i] - m[feature_of(i)]) /
+                                    static_cast<double>(per - 1);
             for (std::size_t f = 0; f < 2; ++f) {
                 rm[f] = (1 - mom) * rm[f] + mom * m[f];
                 rv[f] = (1 - mom) * rv[f] + mom * v[f];
             }
             Ctx<B> ctx{nn::Mode::train};
             auto y = bn(VarD<B>(xs), ctx);
-            if (step == 0) check_close(y.to_host(), y_batch, 1e-12, 1e-12, "BatchNorm train output");
-            check_close(bn.running_mean.to_host(), rm, 1e-13, 1e-15, "running_mean after train step");
+            if (step == 0)
+                check_close(y.to_host(), y_batch, 1e-12, 1e-12, "BatchNorm train output");
+            check_close(bn.running_mean.to_host(), rm, 1e-13, 1e-15,
+                        "running_mean after train step");
             check_close(bn.running_var.to_host(), rv, 1e-13, 1e-15, "running_var after train step");
         }
         CHECK(bn.running_var.to_host() != rv0);
@@ -495,7 +526,8 @@ TEST_CASE_TEMPLATE("nn: BatchNorm modes: train updates running stats, meta leave
     }
 }
 
-TEST_CASE_TEMPLATE("nn: visiting names are stable, parameters and buffers of the right kind", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: visiting names are stable, parameters and buffers of the right kind", B,
+                   L2RW_BACKENDS) {
     auto net = nn::resnet_cifar<double, B>(8, 10, 5);
     const auto all = nn::named_tensors(*net);
     std::map<std::string, nn::Kind> kinds;
@@ -507,19 +539,19 @@ TEST_CASE_TEMPLATE("nn: visiting names are stable, parameters and buffers of the
     }
     // resnet_cifar(8): 0 conv, 1 bn, 2 relu, 3..5 blocks, 6 pool, 7 fc.
     const std::vector<std::pair<std::string, nn::Kind>> expect = {
-        {"0.weight", nn::Kind::parameter},          {"1.weight", nn::Kind::parameter},
-        {"1.running_mean", nn::Kind::buffer},       {"1.running_var", nn::Kind::buffer},
-        {"3.conv1.weight", nn::Kind::parameter},    {"3.bn1.weight", nn::Kind::parameter},
-        {"3.bn1.bias", nn::Kind::parameter},        {"3.bn1.running_mean", nn::Kind::buffer},
-        {"3.bn2.running_var", nn::Kind::buffer},    {"4.conv2.weight", nn::Kind::parameter},
-        {"5.bn2.bias", nn::Kind::parameter},        {"7.weight", nn::Kind::parameter},
+        {"0.weight", nn::Kind::parameter},       {"1.weight", nn::Kind::parameter},
+        {"1.running_mean", nn::Kind::buffer},    {"1.running_var", nn::Kind::buffer},
+        {"3.conv1.weight", nn::Kind::parameter}, {"3.bn1.weight", nn::Kind::parameter},
+        {"3.bn1.bias", nn::Kind::parameter},     {"3.bn1.running_mean", nn::Kind::buffer},
+        {"3.bn2.running_var", nn::Kind::buffer}, {"4.conv2.weight", nn::Kind::parameter},
+        {"5.bn2.bias", nn::Kind::parameter},     {"7.weight", nn::Kind::parameter},
         {"7.bias", nn::Kind::parameter}};
     for (auto& [n, k] : expect) {
         CAPTURE(n);
         REQUIRE(kinds.count(n) == 1);
         CHECK(kinds[n] == k);
     }
-    CHECK(kinds.count("0.bias") == 0);          // convs before BN have no bias
+    CHECK(kinds.count("0.bias") == 0);                  // convs before BN have no bias
     CHECK(kinds.count("4.shortcut.conv.weight") == 0);  // option A: no shortcut parameters
     CHECK(all.size() == 1 + 4 + 3 * 10 + 2);
     CHECK(nn::named_parameters(*net).size() == 1 + 2 + 3 * 6 + 2);
@@ -534,7 +566,8 @@ TEST_CASE_TEMPLATE("nn: visiting names are stable, parameters and buffers of the
     for (auto& [n, t, k] : nn::named_tensors(*net2)) order2.push_back(n);
     CHECK(order == order2);
     const auto again = nn::named_tensors(*net);
-    for (std::size_t i = 0; i < all.size(); ++i) CHECK(std::get<1>(all[i]) == std::get<1>(again[i]));
+    for (std::size_t i = 0; i < all.size(); ++i)
+        CHECK(std::get<1>(all[i]) == std::get<1>(again[i]));
     // With conv shortcuts, the projection's conv and BN show up under "shortcut".
     auto netc = nn::resnet_cifar<double, B>(8, 10, 5, nn::Shortcut::conv);
     std::map<std::string, nn::Kind> kc;
@@ -557,8 +590,9 @@ TEST_CASE_TEMPLATE("nn: visiting names are stable, parameters and buffers of the
 // 3. Substituted parameters
 // =============================================================================================
 
-TEST_CASE_TEMPLATE("nn: a model at substituted parameters equals a copy set to them; its own tensors stay", B,
-                   L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE(
+    "nn: a model at substituted parameters equals a copy set to them; its own tensors stay", B,
+    L2RW_BACKENDS) {
     const double alpha = 0.1;
     auto net = nn::resnet_cifar<double, B>(8, 3, 17);
     // Non-trivial running statistics, for the eval pass.
@@ -575,7 +609,8 @@ TEST_CASE_TEMPLATE("nn: a model at substituted parameters equals a copy set to t
     Tape<double, B> tape;
     auto P = Binding<B>::leaves(*net, tape);
     Ctx<B> mctx{nn::Mode::meta, &P};
-    auto g = grad(nn::cross_entropy((*net)(VarD<B>(x), mctx), y), P.vars(), GradOptions{.create_graph = true});
+    auto g = grad(nn::cross_entropy((*net)(VarD<B>(x), mctx), y), P.vars(),
+                  GradOptions{.create_graph = true});
     std::vector<VarD<B>> th1;
     for (std::size_t k = 0; k < g.size(); ++k) th1.push_back(P[k] - g[k] * alpha);
     const auto P1 = P.substitute(th1);
@@ -627,11 +662,13 @@ TEST_CASE_TEMPLATE("nn: a model at substituted parameters equals a copy set to t
     // The model's own tensors (parameters and buffers) are untouched, bitwise.
     CHECK(snapshot(*net) == before);
     // substitute() checks counts and shapes.
-    check_throws_mentioning<ShapeError>([&] { (void)P.substitute({}); }, {"substitute", "0 Vars", "parameters"},
+    check_throws_mentioning<ShapeError>([&] { (void)P.substitute({}); },
+                                        {"substitute", "0 Vars", "parameters"},
                                         "substitute with no Vars");
     auto wrong = th1;
     wrong[0] = VarD<B>(TensorD<B>::zeros(Shape{2}));
-    check_throws_mentioning<ShapeError>([&] { (void)P.substitute(wrong); }, {"'0.weight'", "[16, 3, 3, 3]", "[2]"},
+    check_throws_mentioning<ShapeError>([&] { (void)P.substitute(wrong); },
+                                        {"'0.weight'", "[16, 3, 3, 3]", "[2]"},
                                         "substitute with a wrong shape");
 }
 
@@ -647,15 +684,16 @@ TEST_CASE("nn: parameter counts of ResNet-32, WRN-28-10 and LeNet") {
         // By hand: stem conv 3·16·9 + BN 2·16; per block 2 convs (c_in·c·9 + c·c·9) + 2 BN (4c);
         // fc 64·10 + 10.
         auto block = [](index_t cin, index_t c) { return cin * c * 9 + c * c * 9 + 4 * c; };
-        const index_t hand = 3 * 16 * 9 + 32 + 5 * block(16, 16) + block(16, 32) + 4 * block(32, 32) +
-                             block(32, 64) + 4 * block(64, 64) + 64 * 10 + 10;
+        const index_t hand = 3 * 16 * 9 + 32 + 5 * block(16, 16) + block(16, 32) +
+                             4 * block(32, 32) + block(32, 64) + 4 * block(64, 64) + 64 * 10 + 10;
         CHECK(hand == 464154);
         CHECK(n == 464154);
         CHECK(std::abs(static_cast<double>(n) - 0.46e6) / 0.46e6 < 0.01);
     }
     // ResNet-8 with both shortcut kinds: option B adds a 1x1 conv and a BN per stage change.
     {
-        auto a = nn::resnet_cifar<float, Cpu>(8, 10, 1), b = nn::resnet_cifar<float, Cpu>(8, 10, 1, nn::Shortcut::conv);
+        auto a = nn::resnet_cifar<float, Cpu>(8, 10, 1),
+             b = nn::resnet_cifar<float, Cpu>(8, 10, 1, nn::Shortcut::conv);
         CHECK(nn::parameter_count(*a) == 75290);
         CHECK(nn::parameter_count(*b) == 75290 + (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64));
     }
@@ -667,8 +705,9 @@ TEST_CASE("nn: parameter counts of ResNet-32, WRN-28-10 and LeNet") {
             return 2 * cin + cin * c * 9 + 2 * c + c * c * 9 + (proj ? cin * c : 0);
         };
         const index_t hand = 3 * 16 * 9 + wblock(16, 160, true) + 3 * wblock(160, 160, false) +
-                             wblock(160, 320, true) + 3 * wblock(320, 320, false) + wblock(320, 640, true) +
-                             3 * wblock(640, 640, false) + 2 * 640 + 640 * 10 + 10;
+                             wblock(160, 320, true) + 3 * wblock(320, 320, false) +
+                             wblock(320, 640, true) + 3 * wblock(640, 640, false) + 2 * 640 +
+                             640 * 10 + 10;
         CHECK(hand == 36479194);
         CHECK(n == 36479194);
         CHECK(std::abs(static_cast<double>(n) - 36.5e6) / 36.5e6 < 0.01);
@@ -683,11 +722,13 @@ TEST_CASE("nn: parameter counts of ResNet-32, WRN-28-10 and LeNet") {
     }
     // LeNet: conv5x5(C→6, pad 2) + conv5x5(6→16) + fc(16·s2²→120) + fc(120→outputs), where
     // s2 = (S/2 - 4)/2.
-    for (auto [c, s, outs] : {std::tuple<index_t, index_t, index_t>{1, 28, 10}, {1, 28, 1}, {3, 32, 10}, {1, 12, 1}}) {
+    for (auto [c, s, outs] :
+         {std::tuple<index_t, index_t, index_t>{1, 28, 10}, {1, 28, 1}, {3, 32, 10}, {1, 12, 1}}) {
         CAPTURE(s);
         CAPTURE(outs);
         const index_t s2 = (s / 2 - 4) / 2;
-        const index_t hand = (c * 6 * 25 + 6) + (6 * 16 * 25 + 16) + (16 * s2 * s2 * 120 + 120) + (120 * outs + outs);
+        const index_t hand = (c * 6 * 25 + 6) + (6 * 16 * 25 + 16) + (16 * s2 * s2 * 120 + 120) +
+                             (120 * outs + outs);
         auto net = nn::lenet<float, Cpu>({c, s, outs}, 1);
         CHECK(nn::parameter_count(*net) == hand);
     }
@@ -699,7 +740,8 @@ TEST_CASE("nn: parameter counts of ResNet-32, WRN-28-10 and LeNet") {
 // 5. Same seed, same model, on every backend
 // =============================================================================================
 
-TEST_CASE_TEMPLATE("nn: the same seed gives the same model and output on every backend", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: the same seed gives the same model and output on every backend", B,
+                   L2RW_BACKENDS) {
     auto compare = [](auto& mc, auto& mb, const Shape& xs, const char* what) {
         CAPTURE(what);
         auto tc = nn::named_tensors(mc);
@@ -717,7 +759,8 @@ TEST_CASE_TEMPLATE("nn: the same seed gives the same model and output on every b
             nn::Context<double, Cpu> cc{mode};
             nn::Context<double, B> cb{mode};
             const auto yc = mc(VarD<Cpu>(x), cc).to_host(), yb = mb(VarD<B>(xb), cb).to_host();
-            check_close(yb, yc, 1e-12, 1e-12 * max_abs(yc), std::string(what) + " forward, " + nn::to_string(mode));
+            check_close(yb, yc, 1e-12, 1e-12 * max_abs(yc),
+                        std::string(what) + " forward, " + nn::to_string(mode));
         }
     };
     auto lc = nn::lenet<double, Cpu>({1, 12, 10}, 42);
@@ -731,7 +774,8 @@ TEST_CASE_TEMPLATE("nn: the same seed gives the same model and output on every b
     compare(*wc, *wb, Shape{2, 3, 8, 8}, "WRN-10-1");
     // Another seed, another model.
     auto l2 = nn::lenet<double, B>({1, 12, 10}, 43);
-    CHECK(nn::named_parameters(*l2)[0].second->to_host() != nn::named_parameters(*lb)[0].second->to_host());
+    CHECK(nn::named_parameters(*l2)[0].second->to_host() !=
+          nn::named_parameters(*lb)[0].second->to_host());
 }
 
 // =============================================================================================
@@ -742,8 +786,9 @@ namespace {
 
 /// u from backward-on-backward versus α⟨∇L_v(θ), ∇f_i(θ)⟩ example by example, in meta mode.
 template <Backend B>
-void check_meta_identity(ModD<B>& model, const TensorD<B>& x, const IndexTensor<B>& y, const TensorD<B>& xv,
-                         const IndexTensor<B>& yv, double alpha, const char* what) {
+void check_meta_identity(ModD<B>& model, const TensorD<B>& x, const IndexTensor<B>& y,
+                         const TensorD<B>& xv, const IndexTensor<B>& yv, double alpha,
+                         const char* what) {
     CAPTURE(what);
     const index_t n = y.numel();
     const auto before = snapshot(model);
@@ -775,7 +820,8 @@ void check_meta_identity(ModD<B>& model, const TensorD<B>& x, const IndexTensor<
         Tape<double, B> tape;
         auto P = Binding<B>::leaves(model, tape);
         Ctx<B> ctx{nn::Mode::meta, &P};
-        for (auto& gk : grad(nn::cross_entropy(model(VarD<B>(xv), ctx), yv), P.vars())) gv.push_back(gk.to_host());
+        for (auto& gk : grad(nn::cross_entropy(model(VarD<B>(xv), ctx), yv), P.vars()))
+            gv.push_back(gk.to_host());
     }
     Vec want(static_cast<std::size_t>(n));
     for (index_t i = 0; i < n; ++i) {
@@ -795,27 +841,33 @@ void check_meta_identity(ModD<B>& model, const TensorD<B>& x, const IndexTensor<
     CHECK(max_abs(u) > 1e-6);
     // rtol 1e-9 on each element, with a floor of 1e-12 of the largest (an element near zero
     // is a cancellation of terms of the size of the largest).
-    check_close(u, want, 1e-9, 1e-12 * scale, std::string(what) + ": u vs alpha <grad L_v, grad f_i>", Shape{n});
+    check_close(u, want, 1e-9, 1e-12 * scale,
+                std::string(what) + ": u vs alpha <grad L_v, grad f_i>", Shape{n});
     // Meta passes leave every tensor of the model (running statistics included) as it was.
     CHECK(snapshot(model) == before);
 }
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("nn: meta-gradient identity on LeNet (backward-on-backward == closed form)", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: meta-gradient identity on LeNet (backward-on-backward == closed form)", B,
+                   L2RW_BACKENDS) {
     auto net = nn::lenet<double, B>({1, 12, 3}, 7);
-    const auto x = TensorD<B>::randn(Shape{4, 1, 12, 12}, 191), xv = TensorD<B>::randn(Shape{3, 1, 12, 12}, 192);
-    check_meta_identity<B>(*net, x, labels<B>({0, 2, 1, 2}), xv, labels<B>({1, 0, 2}), 0.1, "LeNet");
+    const auto x = TensorD<B>::randn(Shape{4, 1, 12, 12}, 191),
+               xv = TensorD<B>::randn(Shape{3, 1, 12, 12}, 192);
+    check_meta_identity<B>(*net, x, labels<B>({0, 2, 1, 2}), xv, labels<B>({1, 0, 2}), 0.1,
+                           "LeNet");
 }
 
-TEST_CASE_TEMPLATE("nn: meta-gradient identity on ResNet-8 with BatchNorm in meta mode", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: meta-gradient identity on ResNet-8 with BatchNorm in meta mode", B,
+                   L2RW_BACKENDS) {
     auto net = nn::resnet_cifar<double, B>(8, 3, 8);
     // Train mode once so the running statistics are not the defaults (meta must not use them).
     {
         Ctx<B> ctx{nn::Mode::train};
         (void)(*net)(VarD<B>(TensorD<B>::randn(Shape{3, 3, 8, 8}, 200, 0.5, 2.0)), ctx);
     }
-    const auto x = TensorD<B>::randn(Shape{3, 3, 8, 8}, 201), xv = TensorD<B>::randn(Shape{2, 3, 8, 8}, 202);
+    const auto x = TensorD<B>::randn(Shape{3, 3, 8, 8}, 201),
+               xv = TensorD<B>::randn(Shape{2, 3, 8, 8}, 202);
     check_meta_identity<B>(*net, x, labels<B>({0, 2, 1}), xv, labels<B>({1, 2}), 0.1, "ResNet-8");
 }
 
@@ -859,11 +911,14 @@ BarData make_bars(index_t n, std::uint64_t seed) {
 double accuracy(nn::Module<float, Cpu>& net, const BarData& d) {
     const auto n = static_cast<index_t>(d.y.size());
     nn::Context<float, Cpu> ctx{nn::Mode::eval};
-    const auto logits = net(Var<float, Cpu>(Tensor<float, Cpu>::from_host(Shape{n, 1, 12, 12}, d.x)), ctx).to_host();
+    const auto logits =
+        net(Var<float, Cpu>(Tensor<float, Cpu>::from_host(Shape{n, 1, 12, 12}, d.x)), ctx)
+            .to_host();
     index_t right = 0;
     for (index_t i = 0; i < n; ++i) {
         const float* row = logits.data() + i * 10;
-        right += static_cast<index_t>(std::max_element(row, row + 10) - row) == d.y[static_cast<std::size_t>(i)];
+        right += static_cast<index_t>(std::max_element(row, row + 10) - row) ==
+                 d.y[static_cast<std::size_t>(i)];
     }
     return static_cast<double>(right) / static_cast<double>(n);
 }
@@ -899,8 +954,10 @@ TEST_CASE("nn: LeNet learns bar positions and orientations (SGD with momentum, C
         Tape<float, Cpu> tape;
         auto P = nn::ParamBinding<float, Cpu>::leaves(*net, tape);
         nn::Context<float, Cpu> ctx{nn::Mode::train, &P};
-        auto loss = nn::cross_entropy((*net)(Var<float, Cpu>(Tensor<float, Cpu>::from_host(Shape{batch, 1, 12, 12}, xb)), ctx),
-                                      IndexTensor<Cpu>::from_host(Shape{batch}, yb));
+        auto loss = nn::cross_entropy(
+            (*net)(Var<float, Cpu>(Tensor<float, Cpu>::from_host(Shape{batch, 1, 12, 12}, xb)),
+                   ctx),
+            IndexTensor<Cpu>::from_host(Shape{batch}, yb));
         last_loss = loss.item();
         auto g = grad(loss, P.vars());
         for (std::size_t k = 0; k < params.size(); ++k) {
@@ -913,10 +970,11 @@ TEST_CASE("nn: LeNet learns bar positions and orientations (SGD with momentum, C
             }
         }
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double acc = accuracy(*net, test);
-    MESSAGE("LeNet bars: accuracy " << acc0 << " at init -> " << acc << " after " << steps << " steps (last loss "
-                                    << last_loss << ", " << secs << " s)");
+    MESSAGE("LeNet bars: accuracy " << acc0 << " at init -> " << acc << " after " << steps
+                                    << " steps (last loss " << last_loss << ", " << secs << " s)");
     CHECK(acc >= threshold);
 }
 
@@ -928,71 +986,115 @@ TEST_CASE_TEMPLATE("nn: shape and value errors name the layer and the shapes", B
     Rng rng(1);
     Ctx<B> ctx{nn::Mode::train};
     nn::Conv2d<double, B> conv(3, 4, 3, rng);
-    check_throws_mentioning<ShapeError>([&] { (void)conv(VarD<B>(TensorD<B>::zeros(Shape{2, 2, 5, 5})), ctx); },
-                                        {"conv2d", "[2, 2, 5, 5]", "[4, 3, 3, 3]", "2 channels"},
-                                        "Conv2d with the wrong channel count");
-    check_throws_mentioning<ShapeError>([&] { (void)conv(VarD<B>(TensorD<B>::zeros(Shape{3, 5, 5})), ctx); },
-                                        {"conv2d", "[3, 5, 5]"}, "Conv2d on a rank-3 input");
-    check_throws_mentioning<ShapeError>([&] { (void)conv(VarD<B>(TensorD<B>::zeros(Shape{1, 3, 2, 5})), ctx); },
-                                        {"conv2d", "3x3", "[1, 3, 2, 5]"}, "Conv2d kernel larger than the input");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)conv(VarD<B>(TensorD<B>::zeros(Shape{2, 2, 5, 5})), ctx);
+        },
+        {"conv2d", "[2, 2, 5, 5]", "[4, 3, 3, 3]", "2 channels"},
+        "Conv2d with the wrong channel count");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)conv(VarD<B>(TensorD<B>::zeros(Shape{3, 5, 5})), ctx);
+        },
+        {"conv2d", "[3, 5, 5]"}, "Conv2d on a rank-3 input");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)conv(VarD<B>(TensorD<B>::zeros(Shape{1, 3, 2, 5})), ctx);
+        },
+        {"conv2d", "3x3", "[1, 3, 2, 5]"}, "Conv2d kernel larger than the input");
     nn::Linear<double, B> lin(4, 3, rng);
-    check_throws_mentioning<ShapeError>([&] { (void)lin(VarD<B>(TensorD<B>::zeros(Shape{2, 5})), ctx); },
-                                        {"Linear(4 -> 3)", "[N, 4]", "[2, 5]"}, "Linear with the wrong width");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)lin(VarD<B>(TensorD<B>::zeros(Shape{2, 5})), ctx);
+        },
+        {"Linear(4 -> 3)", "[N, 4]", "[2, 5]"}, "Linear with the wrong width");
     nn::BatchNorm<double, B> bn(3, 2), bn4(3, 4);
-    check_throws_mentioning<ShapeError>([&] { (void)bn(VarD<B>(TensorD<B>::zeros(Shape{2, 4})), ctx); },
-                                        {"BatchNorm(3)", "[N, 3]", "[2, 4]"}, "BatchNorm1d with the wrong features");
-    check_throws_mentioning<ShapeError>([&] { (void)bn4(VarD<B>(TensorD<B>::zeros(Shape{2, 2, 4, 4})), ctx); },
-                                        {"BatchNorm(3)", "[N, 3, H, W]", "[2, 2, 4, 4]"},
-                                        "BatchNorm2d with the wrong channels");
-    check_throws_mentioning<ShapeError>([&] { (void)bn4(VarD<B>(TensorD<B>::zeros(Shape{2, 3})), ctx); },
-                                        {"BatchNorm(3)", "[2, 3]"}, "BatchNorm2d on a matrix");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)bn(VarD<B>(TensorD<B>::zeros(Shape{2, 4})), ctx);
+        },
+        {"BatchNorm(3)", "[N, 3]", "[2, 4]"}, "BatchNorm1d with the wrong features");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)bn4(VarD<B>(TensorD<B>::zeros(Shape{2, 2, 4, 4})), ctx);
+        },
+        {"BatchNorm(3)", "[N, 3, H, W]", "[2, 2, 4, 4]"}, "BatchNorm2d with the wrong channels");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)bn4(VarD<B>(TensorD<B>::zeros(Shape{2, 3})), ctx);
+        },
+        {"BatchNorm(3)", "[2, 3]"}, "BatchNorm2d on a matrix");
     nn::MaxPool2d<double, B> mp(4);
     nn::AvgPool2d<double, B> ap(4);
     const auto small = VarD<B>(TensorD<B>::zeros(Shape{1, 2, 3, 5}));
-    check_throws_mentioning<ShapeError>([&] { (void)mp(small, ctx); }, {"max_pool2d", "4x4", "[1, 2, 3, 5]"},
+    check_throws_mentioning<ShapeError>([&] { (void)mp(small, ctx); },
+                                        {"max_pool2d", "4x4", "[1, 2, 3, 5]"},
                                         "MaxPool2d window larger than the input");
-    check_throws_mentioning<ShapeError>([&] { (void)ap(small, ctx); }, {"avg_pool2d", "4x4", "[1, 2, 3, 5]"},
+    check_throws_mentioning<ShapeError>([&] { (void)ap(small, ctx); },
+                                        {"avg_pool2d", "4x4", "[1, 2, 3, 5]"},
                                         "AvgPool2d window larger than the input");
     nn::GlobalAvgPool<double, B> gap;
-    check_throws_mentioning<ShapeError>([&] { (void)gap(VarD<B>(TensorD<B>::zeros(Shape{2, 3})), ctx); },
-                                        {"global_avg_pool", "[2, 3]"}, "GlobalAvgPool on a matrix");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)gap(VarD<B>(TensorD<B>::zeros(Shape{2, 3})), ctx);
+        },
+        {"global_avg_pool", "[2, 3]"}, "GlobalAvgPool on a matrix");
     nn::MaxPool2d<double, B> mpad(2, 2, 2);
-    check_throws_mentioning<ValueError>([&] { (void)mpad(VarD<B>(TensorD<B>::zeros(Shape{1, 1, 6, 6})), ctx); },
-                                        {"max_pool2d", "padding 2"}, "MaxPool2d padding over half the window");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)mpad(VarD<B>(TensorD<B>::zeros(Shape{1, 1, 6, 6})), ctx);
+        },
+        {"max_pool2d", "padding 2"}, "MaxPool2d padding over half the window");
 
     // Construction errors.
-    check_throws_mentioning<ValueError>([&] { nn::Linear<double, B>(0, 3, rng); }, {"Linear", "0 -> 3"}, "Linear(0, 3)");
-    check_throws_mentioning<ValueError>([&] { nn::Conv2d<double, B>(3, 4, 3, rng, 0); }, {"Conv2d", "stride 0"},
-                                        "Conv2d stride 0");
-    check_throws_mentioning<ValueError>([&] { nn::BatchNorm<double, B>(3, 3); }, {"BatchNorm", "rank 3"},
-                                        "BatchNorm rank 3");
-    check_throws_mentioning<ValueError>([&] { nn::Dropout<double, B>(1.0); }, {"Dropout", "probability"},
-                                        "Dropout(1)");
-    check_throws_mentioning<ValueError>([&] { nn::BasicBlock<double, B>(2, 4, 1, nn::Shortcut::identity, rng); },
-                                        {"BasicBlock", "identity", "2 -> 4"}, "identity shortcut 2 -> 4");
+    check_throws_mentioning<ValueError>([&] { nn::Linear<double, B>(0, 3, rng); },
+                                        {"Linear", "0 -> 3"}, "Linear(0, 3)");
+    check_throws_mentioning<ValueError>([&] { nn::Conv2d<double, B>(3, 4, 3, rng, 0); },
+                                        {"Conv2d", "stride 0"}, "Conv2d stride 0");
+    check_throws_mentioning<ValueError>([&] { nn::BatchNorm<double, B>(3, 3); },
+                                        {"BatchNorm", "rank 3"}, "BatchNorm rank 3");
+    check_throws_mentioning<ValueError>([&] { nn::Dropout<double, B>(1.0); },
+                                        {"Dropout", "probability"}, "Dropout(1)");
+    check_throws_mentioning<ValueError>(
+        [&] { nn::BasicBlock<double, B>(2, 4, 1, nn::Shortcut::identity, rng); },
+        {"BasicBlock", "identity", "2 -> 4"}, "identity shortcut 2 -> 4");
     check_throws_mentioning<ValueError>([&] { (void)nn::resnet_cifar<double, B>(10, 10, 1); },
                                         {"resnet_cifar", "depth 10", "6n + 2"}, "resnet depth 10");
-    check_throws_mentioning<ValueError>([&] { (void)nn::wide_resnet<double, B>(12, 1, 0.0, 10, 1); },
-                                        {"wide_resnet", "depth 12", "6n + 4"}, "WRN depth 12");
-    check_throws_mentioning<ValueError>([&] { (void)nn::lenet<double, B>({1, 8, 10}, 1); }, {"lenet", "image size 8"},
-                                        "lenet on 8x8");
-    check_throws_mentioning<ValueError>([&] { (void)nn::mlp<double, B>({4}, 1); }, {"mlp"}, "mlp with one size");
+    check_throws_mentioning<ValueError>(
+        [&] { (void)nn::wide_resnet<double, B>(12, 1, 0.0, 10, 1); },
+        {"wide_resnet", "depth 12", "6n + 4"}, "WRN depth 12");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)nn::lenet<double, B>({1, 8, 10}, 1);
+        },
+        {"lenet", "image size 8"}, "lenet on 8x8");
+    check_throws_mentioning<ValueError>([&] { (void)nn::mlp<double, B>({4}, 1); }, {"mlp"},
+                                        "mlp with one size");
     // Losses.
     check_throws_mentioning<ShapeError>(
-        [&] { (void)nn::weighted_sum(VarD<B>(TensorD<B>::zeros(Shape{3})), VarD<B>(TensorD<B>::zeros(Shape{2}))); },
+        [&] {
+            (void)nn::weighted_sum(VarD<B>(TensorD<B>::zeros(Shape{3})),
+                                   VarD<B>(TensorD<B>::zeros(Shape{2})));
+        },
         {"weighted_sum", "[3]", "[2]"}, "weighted_sum length mismatch");
     check_throws_mentioning<ValueError>(
-        [&] { (void)nn::binary_cross_entropy(VarD<B>(TensorD<B>::zeros(Shape{2, 1})), labels<B>({0, 2})); },
+        [&] {
+            (void)nn::binary_cross_entropy(VarD<B>(TensorD<B>::zeros(Shape{2, 1})),
+                                           labels<B>({0, 2}));
+        },
         {"binary_cross_entropy", "label[1] = 2"}, "BCE label 2");
     check_throws_mentioning<ShapeError>(
-        [&] { (void)nn::binary_cross_entropy(VarD<B>(TensorD<B>::zeros(Shape{2, 2})), labels<B>({0, 1})); },
+        [&] {
+            (void)nn::binary_cross_entropy(VarD<B>(TensorD<B>::zeros(Shape{2, 2})),
+                                           labels<B>({0, 1}));
+        },
         {"binary_cross_entropy", "[2, 2]", "[2]"}, "BCE two columns");
 }
 
 // ---- losses: values and derivatives ---------------------------------------------------------
 
-TEST_CASE_TEMPLATE("nn: losses and reductions (cross-entropy, binary cross-entropy, weighted sum)", B,
-                   L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("nn: losses and reductions (cross-entropy, binary cross-entropy, weighted sum)",
+                   B, L2RW_BACKENDS) {
     const auto logits = TensorD<B>::randn(Shape{3, 4}, 211);
     const auto y = labels<B>({3, 0, 1});
     const auto h = logits.to_host();
@@ -1006,10 +1108,15 @@ TEST_CASE_TEMPLATE("nn: losses and reductions (cross-entropy, binary cross-entro
     }
     VarD<B> z(logits);
     check_close(nn::cross_entropy(z, y, nn::Reduction::none).to_host(), ce, 1e-13, 0, "CE none");
-    CHECK(nn::cross_entropy(z, y).item() == doctest::Approx((ce[0] + ce[1] + ce[2]) / 3).epsilon(1e-13));
-    CHECK(nn::cross_entropy(z, y, nn::Reduction::sum).item() == doctest::Approx(ce[0] + ce[1] + ce[2]).epsilon(1e-13));
-    check_gradients<B>([y](const std::vector<VarD<B>>& in) { return nn::cross_entropy(in[0], y, nn::Reduction::none); },
-                       {logits}, {.what = "cross_entropy"});
+    CHECK(nn::cross_entropy(z, y).item() ==
+          doctest::Approx((ce[0] + ce[1] + ce[2]) / 3).epsilon(1e-13));
+    CHECK(nn::cross_entropy(z, y, nn::Reduction::sum).item() ==
+          doctest::Approx(ce[0] + ce[1] + ce[2]).epsilon(1e-13));
+    check_gradients<B>(
+        [y](const std::vector<VarD<B>>& in) {
+            return nn::cross_entropy(in[0], y, nn::Reduction::none);
+        },
+        {logits}, {.what = "cross_entropy"});
 
     const auto zb = TensorD<B>::randn(Shape{3, 1}, 212);
     const auto yb = labels<B>({1, 0, 1});
@@ -1017,11 +1124,16 @@ TEST_CASE_TEMPLATE("nn: losses and reductions (cross-entropy, binary cross-entro
     const Vec t{1, 0, 1};
     Vec bce(3);
     for (std::size_t i = 0; i < 3; ++i) bce[i] = std::log1p(std::exp(hz[i])) - hz[i] * t[i];
-    check_close(nn::binary_cross_entropy(VarD<B>(zb), yb, nn::Reduction::none).to_host(), bce, 1e-13, 0, "BCE none");
+    check_close(nn::binary_cross_entropy(VarD<B>(zb), yb, nn::Reduction::none).to_host(), bce,
+                1e-13, 0, "BCE none");
     check_gradients<B>(
-        [yb](const std::vector<VarD<B>>& in) { return nn::binary_cross_entropy(in[0], yb, nn::Reduction::mean); },
+        [yb](const std::vector<VarD<B>>& in) {
+            return nn::binary_cross_entropy(in[0], yb, nn::Reduction::mean);
+        },
         {zb}, {.what = "binary_cross_entropy"});
     // Σ w_i ℓ_i: bilinear in (ℓ, w).
-    check_gradients<B>([](const std::vector<VarD<B>>& in) { return nn::weighted_sum(in[0], in[1]); },
-                       {TensorD<B>::randn(Shape{4}, 213), TensorD<B>::randn(Shape{4}, 214)}, {.what = "weighted_sum"});
+    check_gradients<B>(
+        [](const std::vector<VarD<B>>& in) { return nn::weighted_sum(in[0], in[1]); },
+        {TensorD<B>::randn(Shape{4}, 213), TensorD<B>::randn(Shape{4}, 214)},
+        {.what = "weighted_sum"});
 }

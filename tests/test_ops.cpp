@@ -7,11 +7,11 @@
 // against the copy with -I<copy>/include, run it) and what these checks then reported (on
 // Cpu; quoted messages are abridged). Every one of the 26 mutations tried made this file
 // fail; a check that cannot fail on a wrong rule would be worth nothing.
-#include "testing.hpp"
-
 #include <cmath>
 #include <numbers>
 #include <vector>
+
+#include "testing.hpp"
 
 using namespace l2rw;
 using namespace l2rw::testing;
@@ -48,7 +48,8 @@ TEST_CASE_TEMPLATE("ops: forward values against hand-computed numbers", B, L2RW_
         CHECK(pow(x, 0.5).to_host() == Vec{0, 2, 3});
         CHECK(square(x).to_host() == Vec{0, 16, 81});
         CHECK(exp(V(T::zeros(Shape{2}))).to_host() == Vec{1, 1});
-        CHECK(log(V(tensor<B>(Shape{2}, {1.0, std::exp(2.0)}))).to_host()[1] == doctest::Approx(2.0));
+        CHECK(log(V(tensor<B>(Shape{2}, {1.0, std::exp(2.0)}))).to_host()[1] ==
+              doctest::Approx(2.0));
         CHECK(relu(V(tensor<B>(Shape{3}, {-1, 0, 2}))).to_host() == Vec{0, 0, 2});
         // Stable on both tails: no overflow to inf or NaN.
         V big(tensor<B>(Shape{4}, {-1000, 0, 1000, 30}));
@@ -61,7 +62,8 @@ TEST_CASE_TEMPLATE("ops: forward values against hand-computed numbers", B, L2RW_
         CHECK(sg[0] == 0.0);
         CHECK(sg[1] == 0.5);
         CHECK(sg[2] == 1.0);
-        CHECK(tanh(V(tensor<B>(Shape{1}, {0.5}))).item() == doctest::Approx(std::tanh(0.5)).epsilon(1e-15));
+        CHECK(tanh(V(tensor<B>(Shape{1}, {0.5}))).item() ==
+              doctest::Approx(std::tanh(0.5)).epsilon(1e-15));
     }
     SUBCASE("reductions") {
         V a(tensor<B>(Shape{2, 3}, {1, 2, 3, 4, 5, 6}));
@@ -77,7 +79,8 @@ TEST_CASE_TEMPLATE("ops: forward values against hand-computed numbers", B, L2RW_
         CHECK(mean(a, 0, true).to_host() == Vec{2.5, 3.5, 4.5});
         CHECK(sum_to(a, Shape{3}).to_host() == Vec{5, 7, 9});
         CHECK(sum_to(a, Shape{2, 1}).to_host() == Vec{6, 15});
-        CHECK(broadcast_to(V(tensor<B>(Shape{2, 1}, {1, 2})), Shape{2, 2}).to_host() == Vec{1, 1, 2, 2});
+        CHECK(broadcast_to(V(tensor<B>(Shape{2, 1}, {1, 2})), Shape{2, 2}).to_host() ==
+              Vec{1, 1, 2, 2});
         auto m = max_detached(V(tensor<B>(Shape{2, 3}, {1, 7, 3, -4, -5, -6})), 1);
         CHECK(m.to_host() == Vec{7, -4});
         CHECK(m.shape() == Shape{2});
@@ -92,10 +95,13 @@ TEST_CASE_TEMPLATE("ops: forward values against hand-computed numbers", B, L2RW_
         bool all = true;
         for (int k = 0; k < 4; ++k)
             for (int i = 0; i < 2; ++i)
-                for (int j = 0; j < 3; ++j) all = all && h[static_cast<std::size_t>((k * 2 + i) * 3 + j)] == 12 * i + 4 * j + k;
+                for (int j = 0; j < 3; ++j)
+                    all = all &&
+                          h[static_cast<std::size_t>((k * 2 + i) * 3 + j)] == 12 * i + 4 * j + k;
         CHECK(all);
         CHECK(reshape(x, Shape{6, 4}).to_host() == iota);
-        CHECK(transpose(V(tensor<B>(Shape{2, 3}, {1, 2, 3, 4, 5, 6}))).to_host() == Vec{1, 4, 2, 5, 3, 6});
+        CHECK(transpose(V(tensor<B>(Shape{2, 3}, {1, 2, 3, 4, 5, 6}))).to_host() ==
+              Vec{1, 4, 2, 5, 3, 6});
     }
     SUBCASE("matmul, all four transpose flags") {
         V a(tensor<B>(Shape{2, 2}, {1, 2, 3, 4}));
@@ -116,7 +122,8 @@ TEST_CASE_TEMPLATE("ops: forward values against hand-computed numbers", B, L2RW_
         CHECK(scatter_add_rows(g, idx, 4).to_host() == Vec{10, 20, 0, 0, 101, 202, 0, 0});
         auto y = labels<B>({1, 0, 1});
         CHECK(pick(x, y).to_host() == Vec{2, 3, 6});
-        CHECK(unpick(V(tensor<B>(Shape{3}, {7, 8, 9})), y, 3).to_host() == Vec{0, 7, 0, 8, 0, 0, 0, 9, 0});
+        CHECK(unpick(V(tensor<B>(Shape{3}, {7, 8, 9})), y, 3).to_host() ==
+              Vec{0, 7, 0, 8, 0, 0, 0, 9, 0});
     }
     SUBCASE("softmax and losses") {
         V z(tensor<B>(Shape{2, 3}, {0, 0, 0, 1, 2, 3}));
@@ -132,11 +139,13 @@ TEST_CASE_TEMPLATE("ops: forward values against hand-computed numbers", B, L2RW_
         CHECK(log_softmax(huge).to_host() == Vec{0, -1000});
         auto ce = softmax_cross_entropy(z, labels<B>({1, 2}));
         REQUIRE(ce.shape() == Shape{2});
-        check_close(ce.to_host(), Vec{std::log(3.0), lse - 3}, 1e-15, 1e-15, "cross-entropy values");
+        check_close(ce.to_host(), Vec{std::log(3.0), lse - 3}, 1e-15, 1e-15,
+                    "cross-entropy values");
         V t(tensor<B>(Shape{3}, {0.0, 1.0, 0.25}));
         V l(tensor<B>(Shape{3}, {0.0, 0.0, 2.0}));
         auto bce = binary_cross_entropy_with_logits(l, t).to_host();
-        check_close(bce, Vec{ln2, ln2, std::log1p(std::exp(2.0)) - 0.5}, 1e-15, 1e-15, "BCE values");
+        check_close(bce, Vec{ln2, ln2, std::log1p(std::exp(2.0)) - 0.5}, 1e-15, 1e-15,
+                    "BCE values");
     }
 }
 
@@ -154,36 +163,49 @@ TEST_CASE_TEMPLATE("ops: arithmetic derivatives with broadcasting", B, L2RW_BACK
     // broken: add's rule without sum_to for input 1 (gin[1] = c.gout) -> "gradient check of
     //   add, row bias on Cpu threw: grad: the rule of op 'add' gave shape [3, 4] for input 1
     //   of shape [4]" (and the same for the column bias).
-    check_gradients<B>([](const auto& v) { return v[0] + v[1]; }, {x, row}, {.what = "add, row bias", .linear = true});
-    check_gradients<B>([](const auto& v) { return v[0] + v[1]; }, {x, col}, {.what = "add, column bias", .linear = true});
-    check_gradients<B>([](const auto& v) { return v[1] + v[0]; }, {x, col}, {.what = "add, column bias first", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] + v[1]; }, {x, row},
+                       {.what = "add, row bias", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] + v[1]; }, {x, col},
+                       {.what = "add, column bias", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[1] + v[0]; }, {x, col},
+                       {.what = "add, column bias first", .linear = true});
     // broken: sub's rule with gin[1] = +sum_to(gout) -> "sub, row bias: first-order VJP of
     //   input 1 [4] vs central differences: worst element 3 [3]: got -4.876, want 4.876"; the
     //   BCE and log_softmax checks (which subtract) failed as well.
-    check_gradients<B>([](const auto& v) { return v[0] - v[1]; }, {x, row}, {.what = "sub, row bias", .linear = true});
-    check_gradients<B>([](const auto& v) { return v[1] - v[0]; }, {x, col}, {.what = "sub, column bias", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] - v[1]; }, {x, row},
+                       {.what = "sub, row bias", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[1] - v[0]; }, {x, col},
+                       {.what = "sub, column bias", .linear = true});
     // broken: mul's rule for input 0 as gout * a instead of gout * b -> "mul, row bias:
     //   first-order VJP of input 0 [3, 4]: worst element 7 [1, 3]: got -0.688, want 0.392";
     //   8 of the 10 test cases of this file failed (mul is everywhere).
-    check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {x, row}, {.what = "mul, row bias"});
-    check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {x, col}, {.what = "mul, column bias"});
-    check_gradients<B>([](const auto& v) { return v[0] * v[0]; }, {x}, {.what = "mul, same operand twice"});
+    check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {x, row},
+                       {.what = "mul, row bias"});
+    check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {x, col},
+                       {.what = "mul, column bias"});
+    check_gradients<B>([](const auto& v) { return v[0] * v[0]; }, {x},
+                       {.what = "mul, same operand twice"});
     // broken: div's rule for the divisor without its minus sign -> "div, row divisor:
     //   first-order VJP of input 1 [4]: worst element 3 [3]: got 0.8455, want -0.8455", and
     //   the HVPs of all three div checks.
-    check_gradients<B>([](const auto& v) { return v[0] / v[1]; }, {x, pos_row}, {.what = "div, row divisor"});
-    check_gradients<B>([](const auto& v) { return v[0] / v[1]; }, {x, pos_col}, {.what = "div, column divisor"});
-    check_gradients<B>([](const auto& v) { return v[1] / v[0]; }, {pos_x, col}, {.what = "div, broadcast numerator"});
+    check_gradients<B>([](const auto& v) { return v[0] / v[1]; }, {x, pos_row},
+                       {.what = "div, row divisor"});
+    check_gradients<B>([](const auto& v) { return v[0] / v[1]; }, {x, pos_col},
+                       {.what = "div, column divisor"});
+    check_gradients<B>([](const auto& v) { return v[1] / v[0]; }, {pos_x, col},
+                       {.what = "div, broadcast numerator"});
     // Only one operand differentiated: the product is linear in it.
     check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {x, row},
                        {.what = "mul, constant row", .wrt = {true, false}, .linear = true});
-    // Rank-4 broadcasting on both sides: [2, 1, 3, 1] op [1, 2, 1, 2] -> [2, 2, 3, 2]; rank 4 op rank 3.
+    // Rank-4 broadcasting on both sides: [2, 1, 3, 1] op [1, 2, 1, 2] -> [2, 2, 3, 2]; rank 4 op
+    // rank 3.
     const auto r4a = T::uniform(Shape{2, 1, 3, 1}, 7, 0.5, 2.0);
     const auto r4b = T::uniform(Shape{1, 2, 1, 2}, 8, 0.5, 2.0);
     check_gradients<B>([](const auto& v) { return v[0] * v[1] + v[0] / v[1] - v[1]; }, {r4a, r4b},
                        {.what = "rank-4 two-sided broadcasting"});
     const auto r3 = T::randn(Shape{4, 1, 2}, 9);
-    check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {r4a, r3}, {.what = "rank 4 times rank 3"});
+    check_gradients<B>([](const auto& v) { return v[0] * v[1]; }, {r4a, r3},
+                       {.what = "rank 4 times rank 3"});
 }
 
 TEST_CASE_TEMPLATE("ops: scalar forms and negation", B, L2RW_BACKENDS) {
@@ -192,15 +214,22 @@ TEST_CASE_TEMPLATE("ops: scalar forms and negation", B, L2RW_BACKENDS) {
     const auto pos = T::uniform(Shape{2, 3}, 12, 0.5, 2.0);
     // broken: mul_scalar's rule gin = c.gout (dropping s) -> "x * s: first-order VJP of
     //   input 0 [2, 3]: worst element 3 [1, 0]: got -1.916, want -4.791", and every mean check.
-    check_gradients<B>([](const auto& v) { return v[0] * 2.5; }, {x}, {.what = "x * s", .linear = true});
-    check_gradients<B>([](const auto& v) { return -1.5 * v[0]; }, {x}, {.what = "s * x", .linear = true});
-    check_gradients<B>([](const auto& v) { return v[0] / 4.0; }, {x}, {.what = "x / s", .linear = true});
-    check_gradients<B>([](const auto& v) { return v[0] + 3.0; }, {x}, {.what = "x + s", .linear = true});
-    check_gradients<B>([](const auto& v) { return 3.0 + v[0]; }, {x}, {.what = "s + x", .linear = true});
-    check_gradients<B>([](const auto& v) { return v[0] - 3.0; }, {x}, {.what = "x - s", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] * 2.5; }, {x},
+                       {.what = "x * s", .linear = true});
+    check_gradients<B>([](const auto& v) { return -1.5 * v[0]; }, {x},
+                       {.what = "s * x", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] / 4.0; }, {x},
+                       {.what = "x / s", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] + 3.0; }, {x},
+                       {.what = "x + s", .linear = true});
+    check_gradients<B>([](const auto& v) { return 3.0 + v[0]; }, {x},
+                       {.what = "s + x", .linear = true});
+    check_gradients<B>([](const auto& v) { return v[0] - 3.0; }, {x},
+                       {.what = "x - s", .linear = true});
     // broken: neg's rule gin = c.gout -> "neg: first-order VJP of input 0 [2, 3]" and "s - x"
     //   failed; so did the div HVPs ("got 0.8836, want -0.8836": div's rule negates).
-    check_gradients<B>([](const auto& v) { return 3.0 - v[0]; }, {x}, {.what = "s - x", .linear = true});
+    check_gradients<B>([](const auto& v) { return 3.0 - v[0]; }, {x},
+                       {.what = "s - x", .linear = true});
     check_gradients<B>([](const auto& v) { return -v[0]; }, {x}, {.what = "neg", .linear = true});
     // broken: rdiv_scalar's rule gin = -(gout * out), missing "/ x" -> "s / x: first-order
     //   VJP of input 0 [2, 3]: worst element 4 [1, 1]: got -1.289, want -0.758", and its HVP.
@@ -227,15 +256,18 @@ TEST_CASE_TEMPLATE("ops: elementwise function derivatives", B, L2RW_BACKENDS) {
     //   mismatch: this is why every op is checked to second order.
     check_gradients<B>([](const auto& v) { return pow(v[0], 2.5); }, {pos}, {.what = "pow 2.5"});
     check_gradients<B>([](const auto& v) { return pow(v[0], -1.5); }, {pos}, {.what = "pow -1.5"});
-    check_gradients<B>([](const auto& v) { return pow(v[0], 3.0); }, {x}, {.what = "pow 3, signed base"});
+    check_gradients<B>([](const auto& v) { return pow(v[0], 3.0); }, {x},
+                       {.what = "pow 3, signed base"});
     check_gradients<B>([](const auto& v) { return square(v[0]); }, {x}, {.what = "square"});
     // relu: inputs at least 0.1 from the kink. Its second derivative is zero, but relu(x) * x
     // has curvature flowing through the gradient Var that multiplies the step.
     const auto xr = randn_away_from_zero<B>(Shape{2, 5}, 23, 0.1);
     // broken: relu's rule with the step of -x -> "relu: first-order VJP of input 0 [2, 5]",
     //   and first order and HVP of relu(x) * x.
-    check_gradients<B>([](const auto& v) { return relu(v[0]); }, {xr}, {.what = "relu", .linear = true});
-    check_gradients<B>([](const auto& v) { return relu(v[0]) * v[0]; }, {xr}, {.what = "relu(x) * x"});
+    check_gradients<B>([](const auto& v) { return relu(v[0]); }, {xr},
+                       {.what = "relu", .linear = true});
+    check_gradients<B>([](const auto& v) { return relu(v[0]) * v[0]; }, {xr},
+                       {.what = "relu(x) * x"});
     // broken: sigmoid's rule gout * out, missing (1 - out) -> "sigmoid: first-order VJP",
     //   and the HVPs of softplus and BCE (softplus's rule calls sigmoid).
     check_gradients<B>([](const auto& v) { return sigmoid(v[0]); }, {x}, {.what = "sigmoid"});
@@ -247,16 +279,19 @@ TEST_CASE_TEMPLATE("ops: elementwise function derivatives", B, L2RW_BACKENDS) {
     //   first-order checks.
     check_gradients<B>([](const auto& v) { return softplus(v[0]); }, {x}, {.what = "softplus"});
     const auto wide = T::uniform(Shape{6}, 24, -30.0, 30.0);
-    check_gradients<B>([](const auto& v) { return softplus(v[0]) + sigmoid(v[0] * 0.2); }, {wide},
-                       {.what = "softplus and sigmoid on wide inputs", .atol1 = 1e-7, .atol2 = 1e-6});
+    check_gradients<B>(
+        [](const auto& v) { return softplus(v[0]) + sigmoid(v[0] * 0.2); }, {wide},
+        {.what = "softplus and sigmoid on wide inputs", .atol1 = 1e-7, .atol2 = 1e-6});
 }
 
 TEST_CASE_TEMPLATE("ops: reduction derivatives", B, L2RW_BACKENDS) {
     using T = TensorD<B>;
     const auto x = T::randn(Shape{2, 3, 4}, 31);
     const auto x4 = T::randn(Shape{2, 1, 3, 2}, 32);
-    check_gradients<B>([](const auto& v) { return sum(v[0]); }, {x}, {.what = "sum", .linear = true});
-    check_gradients<B>([](const auto& v) { return mean(v[0]); }, {x4}, {.what = "mean", .linear = true});
+    check_gradients<B>([](const auto& v) { return sum(v[0]); }, {x},
+                       {.what = "sum", .linear = true});
+    check_gradients<B>([](const auto& v) { return mean(v[0]); }, {x4},
+                       {.what = "mean", .linear = true});
     for (int axis : {0, 1, 2, -1}) {
         for (bool keep : {false, true}) {
             CAPTURE(axis);
@@ -272,17 +307,29 @@ TEST_CASE_TEMPLATE("ops: reduction derivatives", B, L2RW_BACKENDS) {
     //   [2, 3, 4]: worst element 3 [0, 0, 3]: got 1.4095, want 0.7048", the same for every
     //   sum / mean / sum_to check, and the HVPs of the broadcasting mul/div/BCE checks (whose
     //   rules call sum_to): 9 of 10 test cases failed.
-    check_gradients<B>([](const auto& v) { return sum_to(v[0], Shape{3, 1}); }, {x},
-                       {.what = "sum_to [3, 1]", .linear = true});
-    check_gradients<B>([](const auto& v) { return sum_to(v[0], Shape{1, 4}); }, {x},
-                       {.what = "sum_to [1, 4]", .linear = true});
-    check_gradients<B>([](const auto& v) { return sum_to(v[0], Shape{2, 1, 1, 2}); }, {x4},
-                       {.what = "sum_to rank 4", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return sum_to(v[0], Shape{3, 1});
+        },
+        {x}, {.what = "sum_to [3, 1]", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return sum_to(v[0], Shape{1, 4});
+        },
+        {x}, {.what = "sum_to [1, 4]", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return sum_to(v[0], Shape{2, 1, 1, 2});
+        },
+        {x4}, {.what = "sum_to rank 4", .linear = true});
     // broken: broadcast_to's rule sum_to(gout, from) * 0.5 -> "broadcast_to: first-order VJP
     //   of input 0 [3, 1]: worst element 0 [0, 0]: got -2.2165, want -4.4330", and the HVPs of
     //   log-sum-exp and square(sum(x, 1)) * x.
-    check_gradients<B>([](const auto& v) { return broadcast_to(v[0], Shape{2, 3, 4}); },
-                       {T::randn(Shape{3, 1}, 33)}, {.what = "broadcast_to", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return broadcast_to(v[0], Shape{2, 3, 4});
+        },
+        {T::randn(Shape{3, 1}, 33)}, {.what = "broadcast_to", .linear = true});
     // Nonlinear through a reduction, so the second-order path runs through sum's rule.
     check_gradients<B>([](const auto& v) { return square(sum(v[0], 1, true)) * v[0]; }, {x},
                        {.what = "square(sum(x, 1)) * x"});
@@ -306,25 +353,42 @@ TEST_CASE_TEMPLATE("ops: reshape, permute and transpose derivatives", B, L2RW_BA
     // broken: reshape's rule reshape(gout * 2, from) -> "reshape: first-order VJP of input 0
     //   [2, 3, 4]", and every per-axis sum / mean check ("sum axis 0: ... got -3.833, want
     //   -1.916"), since those reshape the kept-dim result.
-    check_gradients<B>([](const auto& v) { return reshape(v[0], Shape{4, 6}); }, {T::randn(Shape{2, 3, 4}, 41)},
-                       {.what = "reshape", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return reshape(v[0], Shape{4, 6});
+        },
+        {T::randn(Shape{2, 3, 4}, 41)}, {.what = "reshape", .linear = true});
     // broken: permute's rule permute(gout, perm) instead of the inverse -> "gradient check of
     //   permute rank 3 on Cpu threw: grad: the rule of op 'permute' gave shape [3, 4, 2] for
     //   input 0 of shape [2, 3, 4]"; with equal extents the shapes fit and the values did not:
     //   "permute rank 3, equal extents: first-order VJP of input 0 [3, 3, 3]: worst element 25
     //   [2, 2, 1]: got 0.136, want -0.147" (likewise rank 4).
-    check_gradients<B>([](const auto& v) { return permute(v[0], {2, 0, 1}); }, {T::randn(Shape{2, 3, 4}, 42)},
-                       {.what = "permute rank 3", .linear = true});
-    check_gradients<B>([](const auto& v) { return permute(v[0], {1, 2, 0}); }, {T::randn(Shape{3, 3, 3}, 43)},
-                       {.what = "permute rank 3, equal extents", .linear = true});
-    check_gradients<B>([](const auto& v) { return permute(v[0], {3, 1, 0, 2}); },
-                       {T::randn(Shape{2, 3, 2, 4}, 44)}, {.what = "permute rank 4", .linear = true});
-    check_gradients<B>([](const auto& v) { return permute(v[0], {1, 2, 3, 0}); },
-                       {T::randn(Shape{2, 2, 2, 2}, 45)}, {.what = "permute rank 4, equal extents", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return permute(v[0], {2, 0, 1});
+        },
+        {T::randn(Shape{2, 3, 4}, 42)}, {.what = "permute rank 3", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return permute(v[0], {1, 2, 0});
+        },
+        {T::randn(Shape{3, 3, 3}, 43)}, {.what = "permute rank 3, equal extents", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return permute(v[0], {3, 1, 0, 2});
+        },
+        {T::randn(Shape{2, 3, 2, 4}, 44)}, {.what = "permute rank 4", .linear = true});
+    check_gradients<B>(
+        [](const auto& v) {
+            return permute(v[0], {1, 2, 3, 0});
+        },
+        {T::randn(Shape{2, 2, 2, 2}, 45)},
+        {.what = "permute rank 4, equal extents", .linear = true});
     check_gradients<B>([](const auto& v) { return transpose(v[0]); }, {T::randn(Shape{3, 5}, 46)},
                        {.what = "transpose", .linear = true});
     check_gradients<B>([](const auto& v) { return transpose(v[0]) * v[1]; },
-                       {T::randn(Shape{3, 3}, 47), T::randn(Shape{3, 3}, 48)}, {.what = "transpose(a) * b"});
+                       {T::randn(Shape{3, 3}, 47), T::randn(Shape{3, 3}, 48)},
+                       {.what = "transpose(a) * b"});
 }
 
 TEST_CASE_TEMPLATE("ops: matmul derivatives, all transpose flags", B, L2RW_BACKENDS) {
@@ -342,23 +406,27 @@ TEST_CASE_TEMPLATE("ops: matmul derivatives, all transpose flags", B, L2RW_BACKE
         for (bool tb : {false, true}) {
             const auto a = T::randn(ta ? Shape{4, 3} : Shape{3, 4}, 51);
             const auto b = T::randn(tb ? Shape{2, 4} : Shape{4, 2}, 52);
-            const std::string tag = std::string("matmul ") + (ta ? "A^T" : "A") + " " + (tb ? "B^T" : "B");
+            const std::string tag =
+                std::string("matmul ") + (ta ? "A^T" : "A") + " " + (tb ? "B^T" : "B");
             CAPTURE(tag);
-            check_gradients<B>([ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); }, {a, b}, {.what = tag});
-            check_gradients<B>([ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); }, {a, b},
-                               {.what = tag + ", B constant", .wrt = {true, false}, .linear = true});
-            check_gradients<B>([ta, tb](const auto& v) { return tanh(matmul(v[0], v[1], ta, tb)); }, {a, b},
-                               {.what = "tanh(" + tag + ")"});
+            check_gradients<B>([ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); },
+                               {a, b}, {.what = tag});
+            check_gradients<B>(
+                [ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); }, {a, b},
+                {.what = tag + ", B constant", .wrt = {true, false}, .linear = true});
+            check_gradients<B>([ta, tb](const auto& v) { return tanh(matmul(v[0], v[1], ta, tb)); },
+                               {a, b}, {.what = "tanh(" + tag + ")"});
         }
     }
     // Square operands: a wrong transpose in a rule cannot hide behind a shape error.
     for (bool ta : {false, true})
         for (bool tb : {false, true})
-            check_gradients<B>([ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); },
-                               {T::randn(Shape{3, 3}, 53), T::randn(Shape{3, 3}, 54)},
-                               {.what = std::string("square matmul ") + (ta ? "T" : "N") + (tb ? "T" : "N")});
-    check_gradients<B>([](const auto& v) { return matmul(v[0], v[0], false, true); }, {T::randn(Shape{3, 2}, 55)},
-                       {.what = "matmul(A, A^T)"});
+            check_gradients<B>(
+                [ta, tb](const auto& v) { return matmul(v[0], v[1], ta, tb); },
+                {T::randn(Shape{3, 3}, 53), T::randn(Shape{3, 3}, 54)},
+                {.what = std::string("square matmul ") + (ta ? "T" : "N") + (tb ? "T" : "N")});
+    check_gradients<B>([](const auto& v) { return matmul(v[0], v[0], false, true); },
+                       {T::randn(Shape{3, 2}, 55)}, {.what = "matmul(A, A^T)"});
 }
 
 TEST_CASE_TEMPLATE("ops: indexing derivatives", B, L2RW_BACKENDS) {
@@ -367,14 +435,16 @@ TEST_CASE_TEMPLATE("ops: indexing derivatives", B, L2RW_BACKENDS) {
     // broken: the scatter kernel (gather_rows's VJP) overwriting instead of adding at repeated
     //   indices -> "gather_rows, repeated indices: first-order VJP of input 0 [4, 3]", and the
     //   rank-3 gather, scatter_add_rows and exp(scatter_add_rows) checks.
-    check_gradients<B>([&idx](const auto& v) { return gather_rows(v[0], idx); }, {T::randn(Shape{4, 3}, 61)},
+    check_gradients<B>([&idx](const auto& v) { return gather_rows(v[0], idx); },
+                       {T::randn(Shape{4, 3}, 61)},
                        {.what = "gather_rows, repeated indices", .linear = true});
-    check_gradients<B>([&idx](const auto& v) { return gather_rows(v[0], idx); }, {T::randn(Shape{4, 2, 2}, 62)},
+    check_gradients<B>([&idx](const auto& v) { return gather_rows(v[0], idx); },
+                       {T::randn(Shape{4, 2, 2}, 62)},
                        {.what = "gather_rows, rank 3", .linear = true});
-    check_gradients<B>([&idx](const auto& v) { return square(gather_rows(v[0], idx)); }, {T::randn(Shape{4, 3}, 63)},
-                       {.what = "square(gather_rows)"});
-    check_gradients<B>([&idx](const auto& v) { return scatter_add_rows(v[0], idx, 6); }, {T::randn(Shape{5, 3}, 64)},
-                       {.what = "scatter_add_rows", .linear = true});
+    check_gradients<B>([&idx](const auto& v) { return square(gather_rows(v[0], idx)); },
+                       {T::randn(Shape{4, 3}, 63)}, {.what = "square(gather_rows)"});
+    check_gradients<B>([&idx](const auto& v) { return scatter_add_rows(v[0], idx, 6); },
+                       {T::randn(Shape{5, 3}, 64)}, {.what = "scatter_add_rows", .linear = true});
     check_gradients<B>([&idx](const auto& v) { return exp(scatter_add_rows(v[0], idx, 4)); },
                        {T::randn(Shape{5, 2}, 65)}, {.what = "exp(scatter_add_rows)"});
     const auto y = labels<B>({1, 0, 3, 3});
@@ -387,7 +457,8 @@ TEST_CASE_TEMPLATE("ops: indexing derivatives", B, L2RW_BACKENDS) {
     check_gradients<B>([&y](const auto& v) { return unpick(v[0], y, 5); }, {T::randn(Shape{4}, 67)},
                        {.what = "unpick", .linear = true});
     check_gradients<B>([&y](const auto& v) { return exp(pick(v[0], y)) * unpick(v[1], y, 4); },
-                       {T::randn(Shape{4, 4}, 68), T::randn(Shape{4}, 69)}, {.what = "exp(pick) * unpick"});
+                       {T::randn(Shape{4, 4}, 68), T::randn(Shape{4}, 69)},
+                       {.what = "exp(pick) * unpick"});
 }
 
 TEST_CASE_TEMPLATE("ops: softmax and loss derivatives", B, L2RW_BACKENDS) {
@@ -398,7 +469,8 @@ TEST_CASE_TEMPLATE("ops: softmax and loss derivatives", B, L2RW_BACKENDS) {
     //   element 4 [0, 4]: got -1.0058, want 1.1452"; softmax, both cross-entropy checks and
     //   all their HVPs failed too. broken: softmax as exp of a detached log_softmax (plus
     //   0 * log_softmax) -> "softmax: the analytic gradient of input 0 is all zero".
-    check_gradients<B>([](const auto& v) { return log_softmax(v[0]); }, {z}, {.what = "log_softmax"});
+    check_gradients<B>([](const auto& v) { return log_softmax(v[0]); }, {z},
+                       {.what = "log_softmax"});
     check_gradients<B>([](const auto& v) { return softmax(v[0]); }, {z}, {.what = "softmax"});
     const auto y = labels<B>({4, 0, 2, 2});
     check_gradients<B>([&y](const auto& v) { return softmax_cross_entropy(v[0], y); }, {z},
@@ -407,14 +479,17 @@ TEST_CASE_TEMPLATE("ops: softmax and loss derivatives", B, L2RW_BACKENDS) {
                        {.what = "mean softmax_cross_entropy"});
     // Large logits: the stabilised forward and the rule stay finite and accurate.
     check_gradients<B>([&y](const auto& v) { return softmax_cross_entropy(v[0] * 40.0, y); }, {z},
-                       {.what = "softmax_cross_entropy, large logits", .h1 = 1e-7, .atol1 = 1e-6,
-                        .h2 = 1e-6, .atol2 = 1e-4});
+                       {.what = "softmax_cross_entropy, large logits",
+                        .h1 = 1e-7,
+                        .atol1 = 1e-6,
+                        .h2 = 1e-6,
+                        .atol2 = 1e-4});
     const auto logits = T::randn(Shape{3, 2}, 72, 0.0, 2.0);
     const auto targets = T::uniform(Shape{3, 2}, 73, 0.0, 1.0);
-    check_gradients<B>([](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1]); }, {logits, targets},
-                       {.what = "binary_cross_entropy_with_logits"});
-    check_gradients<B>([](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1]); }, {logits, targets},
-                       {.what = "BCE, constant targets", .wrt = {true, false}});
+    check_gradients<B>([](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1]); },
+                       {logits, targets}, {.what = "binary_cross_entropy_with_logits"});
+    check_gradients<B>([](const auto& v) { return binary_cross_entropy_with_logits(v[0], v[1]); },
+                       {logits, targets}, {.what = "BCE, constant targets", .wrt = {true, false}});
 }
 
 // ---- errors -------------------------------------------------------------------------------------
@@ -425,11 +500,13 @@ TEST_CASE_TEMPLATE("ops: shape and value errors name the op and the shapes", B, 
     V a(T::zeros(Shape{2, 3})), b(T::zeros(Shape{4, 5})), r4(T::zeros(Shape{4}));
 
     CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("matmul"), ShapeError);
-    check_throws_mentioning<ShapeError>([&] { (void)matmul(a, b); }, {"matmul", "[2, 3]", "[4, 5]"}, "matmul mismatch");
-    check_throws_mentioning<ShapeError>([&] { (void)matmul(a, a, false, false); }, {"matmul", "[2, 3]"},
-                                        "matmul [2,3][2,3]");
+    check_throws_mentioning<ShapeError>([&] { (void)matmul(a, b); }, {"matmul", "[2, 3]", "[4, 5]"},
+                                        "matmul mismatch");
+    check_throws_mentioning<ShapeError>([&] { (void)matmul(a, a, false, false); },
+                                        {"matmul", "[2, 3]"}, "matmul [2,3][2,3]");
     CHECK_NOTHROW((void)matmul(a, a, false, true));
-    check_throws_mentioning<ShapeError>([&] { (void)matmul(a, r4); }, {"matmul", "[2, 3]", "[4]"}, "matmul vector");
+    check_throws_mentioning<ShapeError>([&] { (void)matmul(a, r4); }, {"matmul", "[2, 3]", "[4]"},
+                                        "matmul vector");
 
     CHECK_THROWS_WITH_AS(a + r4, doctest::Contains("add"), ShapeError);
     check_throws_mentioning<ShapeError>([&] { (void)(a + r4); }, {"add", "[2, 3]", "[4]"}, "add");
@@ -437,35 +514,69 @@ TEST_CASE_TEMPLATE("ops: shape and value errors name the op and the shapes", B, 
     check_throws_mentioning<ShapeError>([&] { (void)(a * b); }, {"mul", "[2, 3]", "[4, 5]"}, "mul");
     check_throws_mentioning<ShapeError>([&] { (void)(a / b); }, {"div", "[2, 3]", "[4, 5]"}, "div");
 
-    check_throws_mentioning<ShapeError>([&] { (void)permute(a, {0, 0}); }, {"permute", "[2, 3]"}, "permute repeat");
-    check_throws_mentioning<ShapeError>([&] { (void)permute(a, {0, 1, 2}); }, {"permute", "[2, 3]"}, "permute rank");
-    check_throws_mentioning<ShapeError>([&] { (void)permute(a, {1, 2}); }, {"permute", "[2, 3]"}, "permute range");
-    check_throws_mentioning<ShapeError>([&] { (void)transpose(r4); }, {"transpose", "[4]"}, "transpose");
-    check_throws_mentioning<ShapeError>([&] { (void)reshape(a, Shape{4, 2}); }, {"reshape", "[2, 3]", "[4, 2]"},
-                                        "reshape");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)permute(a, {0, 0});
+        },
+        {"permute", "[2, 3]"}, "permute repeat");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)permute(a, {0, 1, 2});
+        },
+        {"permute", "[2, 3]"}, "permute rank");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)permute(a, {1, 2});
+        },
+        {"permute", "[2, 3]"}, "permute range");
+    check_throws_mentioning<ShapeError>([&] { (void)transpose(r4); }, {"transpose", "[4]"},
+                                        "transpose");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)reshape(a, Shape{4, 2});
+        },
+        {"reshape", "[2, 3]", "[4, 2]"}, "reshape");
     check_throws_mentioning<ShapeError>([&] { (void)sum(a, 2); }, {"sum", "[2, 3]"}, "sum axis");
     check_throws_mentioning<ShapeError>([&] { (void)mean(a, -3); }, {"[2, 3]"}, "mean axis");
-    check_throws_mentioning<ShapeError>([&] { (void)sum_to(a, Shape{2}); }, {"sum_to", "[2, 3]", "[2]"}, "sum_to");
-    check_throws_mentioning<ShapeError>([&] { (void)broadcast_to(a, Shape{3, 3}); },
-                                        {"broadcast_to", "[2, 3]", "[3, 3]"}, "broadcast_to");
-    check_throws_mentioning<ShapeError>([&] { (void)log_softmax(r4); }, {"log_softmax", "[4]"}, "log_softmax rank");
+    check_throws_mentioning<ShapeError>([&] { (void)sum_to(a, Shape{2}); },
+                                        {"sum_to", "[2, 3]", "[2]"}, "sum_to");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)broadcast_to(a, Shape{3, 3});
+        },
+        {"broadcast_to", "[2, 3]", "[3, 3]"}, "broadcast_to");
+    check_throws_mentioning<ShapeError>([&] { (void)log_softmax(r4); }, {"log_softmax", "[4]"},
+                                        "log_softmax rank");
 
     // Labels and indices out of range are ValueErrors naming the op and the bound.
     const auto bad = labels<B>({0, 3});
-    check_throws_mentioning<ValueError>([&] { (void)pick(a, bad); }, {"pick", "3", "[0, 3)"}, "pick label");
-    check_throws_mentioning<ValueError>([&] { (void)softmax_cross_entropy(a, bad); }, {"label", "[0, 3)"},
-                                        "cross-entropy label");
-    check_throws_mentioning<ValueError>([&] { (void)softmax_cross_entropy(a, labels<B>({-1, 0})); }, {"label"},
-                                        "negative label");
-    check_throws_mentioning<ValueError>([&] { (void)gather_rows(a, labels<B>({2})); }, {"gather_rows", "[0, 2)"},
-                                        "gather index");
-    check_throws_mentioning<ValueError>([&] { (void)scatter_add_rows(a, labels<B>({0, 5}), 4); },
-                                        {"scatter_add_rows", "[0, 4)"}, "scatter index");
-    check_throws_mentioning<ShapeError>([&] { (void)softmax_cross_entropy(a, labels<B>({0, 1, 2})); },
-                                        {"softmax_cross_entropy", "[2, 3]", "[3]"}, "cross-entropy label count");
-    check_throws_mentioning<ShapeError>([&] { (void)pick(a, labels<B>({0})); }, {"pick", "[2, 3]", "[1]"}, "pick count");
+    check_throws_mentioning<ValueError>([&] { (void)pick(a, bad); }, {"pick", "3", "[0, 3)"},
+                                        "pick label");
+    check_throws_mentioning<ValueError>([&] { (void)softmax_cross_entropy(a, bad); },
+                                        {"label", "[0, 3)"}, "cross-entropy label");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)softmax_cross_entropy(a, labels<B>({-1, 0}));
+        },
+        {"label"}, "negative label");
+    check_throws_mentioning<ValueError>([&] { (void)gather_rows(a, labels<B>({2})); },
+                                        {"gather_rows", "[0, 2)"}, "gather index");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)scatter_add_rows(a, labels<B>({0, 5}), 4);
+        },
+        {"scatter_add_rows", "[0, 4)"}, "scatter index");
     check_throws_mentioning<ShapeError>(
-        [&] { (void)binary_cross_entropy_with_logits(a, V(T::zeros(Shape{3, 2}))); },
+        [&] {
+            (void)softmax_cross_entropy(a, labels<B>({0, 1, 2}));
+        },
+        {"softmax_cross_entropy", "[2, 3]", "[3]"}, "cross-entropy label count");
+    check_throws_mentioning<ShapeError>([&] { (void)pick(a, labels<B>({0})); },
+                                        {"pick", "[2, 3]", "[1]"}, "pick count");
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)binary_cross_entropy_with_logits(a, V(T::zeros(Shape{3, 2})));
+        },
         {"binary_cross_entropy_with_logits", "[2, 3]", "[3, 2]"}, "BCE shapes");
 
     // An error leaves the tape usable: nothing half-recorded.

@@ -5,19 +5,18 @@
 // checked for bit-exact round trips (parameters, BatchNorm running statistics, optimizer
 // state, across backends) and for every way a file can be bad, after which the model and
 // the optimizer must be bitwise unchanged.
-#include "testing.hpp"
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <l2rw/io/checkpoint.hpp>
+#include <l2rw/optim.hpp>
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
-#include <l2rw/io/checkpoint.hpp>
-#include <l2rw/optim.hpp>
+#include "testing.hpp"
 
 #ifndef L2RW_BACKENDS
 #define L2RW_BACKENDS l2rw::Cpu
@@ -84,7 +83,8 @@ Host fake_grads(const Host& p, int step) {
     Host g = p;
     for (std::size_t k = 0; k < p.size(); ++k)
         for (std::size_t j = 0; j < p[k].size(); ++j)
-            g[k][j] = 0.3 * p[k][j] * p[k][j] - 0.2 * (step + 1) + 0.1 * static_cast<double>(j) - 0.05 * k;
+            g[k][j] = 0.3 * p[k][j] * p[k][j] - 0.2 * (step + 1) + 0.1 * static_cast<double>(j) -
+                      0.05 * k;
     return g;
 }
 
@@ -94,7 +94,8 @@ const std::vector<Shape> param_shapes = {Shape{2, 2}, Shape{3}};
 template <Backend B>
 std::vector<TensorD<B>> to_tensors(const Host& h) {
     std::vector<TensorD<B>> out;
-    for (std::size_t k = 0; k < h.size(); ++k) out.push_back(TensorD<B>::from_host(param_shapes[k], h[k]));
+    for (std::size_t k = 0; k < h.size(); ++k)
+        out.push_back(TensorD<B>::from_host(param_shapes[k], h[k]));
     return out;
 }
 template <Backend B>
@@ -105,7 +106,8 @@ Host to_host(const std::vector<TensorD<B>>& ts) {
 }
 
 bool bitwise_equal(const Vec& a, const Vec& b) {
-    return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+    return a.size() == b.size() &&
+           (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
 }
 
 // ---- models, files ------------------------------------------------------------------------------
@@ -123,8 +125,8 @@ bool same_snapshot(const std::vector<std::pair<std::string, std::vector<T>>>& a,
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
         if (a[i].first != b[i].first || a[i].second.size() != b[i].second.size()) return false;
-        if (!a[i].second.empty() &&
-            std::memcmp(a[i].second.data(), b[i].second.data(), a[i].second.size() * sizeof(T)) != 0)
+        if (!a[i].second.empty() && std::memcmp(a[i].second.data(), b[i].second.data(),
+                                                a[i].second.size() * sizeof(T)) != 0)
             return false;
     }
     return true;
@@ -199,7 +201,8 @@ void train_mlp(nn::Module<double, B>& model, Opt& opt, int steps, std::uint64_t 
 
 // ==== SGD ========================================================================================
 
-TEST_CASE_TEMPLATE("optim: SGD matches the torch.optim.SGD recurrences over 3 steps", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("optim: SGD matches the torch.optim.SGD recurrences over 3 steps", B,
+                   L2RW_BACKENDS) {
     struct Config {
         const char* name;
         optim::SGDOptions o;
@@ -211,7 +214,8 @@ TEST_CASE_TEMPLATE("optim: SGD matches the torch.optim.SGD recurrences over 3 st
         {"weight decay", {.lr = 0.1, .weight_decay = 0.01}},
         {"dampening", {.lr = 0.1, .momentum = 0.9, .dampening = 0.3}},
         {"all but nesterov", {.lr = 0.2, .momentum = 0.7, .weight_decay = 0.05, .dampening = 0.5}},
-        {"nesterov + weight decay", {.lr = 0.1, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-3}},
+        {"nesterov + weight decay",
+         {.lr = 0.1, .momentum = 0.9, .nesterov = true, .weight_decay = 1e-3}},
     };
     for (const auto& c : configs) {
         const std::string config = c.name;
@@ -238,7 +242,8 @@ TEST_CASE_TEMPLATE("optim: SGD matches the torch.optim.SGD recurrences over 3 st
             }
             const auto dv = opt.direction(pv, gv);
             for (std::size_t k = 0; k < d.size(); ++k)
-                check_close(dv[k].value(), d[k], 1e-15, 1e-15, std::string(c.name) + ": Var direction");
+                check_close(dv[k].value(), d[k], 1e-15, 1e-15,
+                            std::string(c.name) + ": Var direction");
             // The direction is affine in the gradient with slope direction_gradient_scale().
             auto g2 = g;
             for (auto& v : g2)
@@ -248,7 +253,8 @@ TEST_CASE_TEMPLATE("optim: SGD matches the torch.optim.SGD recurrences over 3 st
             for (std::size_t k = 0; k < d.size(); ++k) {
                 auto a = d2[k].to_host(), b = d[k].to_host();
                 for (std::size_t j = 0; j < a.size(); ++j) a[j] = (a[j] - b[j]) / 0.125;
-                check_close(a, Vec(a.size(), scale), 1e-12, 1e-12, std::string(c.name) + ": gradient slope");
+                check_close(a, Vec(a.size(), scale), 1e-12, 1e-12,
+                            std::string(c.name) + ": gradient slope");
             }
 
             opt.step(params, gt);
@@ -256,10 +262,12 @@ TEST_CASE_TEMPLATE("optim: SGD matches the torch.optim.SGD recurrences over 3 st
             const Host got = to_host<B>(params);
             for (std::size_t k = 0; k < got.size(); ++k) {
                 check_close(got[k], expected[k], 1e-15, 1e-15,
-                            std::string(c.name) + ": step " + std::to_string(s + 1) + ", parameter " + std::to_string(k));
+                            std::string(c.name) + ": step " + std::to_string(s + 1) +
+                                ", parameter " + std::to_string(k));
                 const auto dh = d[k].to_host();
                 Vec applied(dh.size());
-                for (std::size_t j = 0; j < dh.size(); ++j) applied[j] = before[k][j] - c.o.lr * dh[j];
+                for (std::size_t j = 0; j < dh.size(); ++j)
+                    applied[j] = before[k][j] - c.o.lr * dh[j];
                 CHECK_MESSAGE(bitwise_equal(got[k], applied),
                               c.name << ": step " << s + 1 << " differs from θ − lr·direction");
             }
@@ -305,7 +313,8 @@ TEST_CASE_TEMPLATE("optim: SGD hand-computed numbers, slopes and state access", 
     auto model = nn::mlp<double, B>({4, 8, 3}, 7);
     optim::SGD<double, B> sgd({.lr = 0.05, .momentum = 0.9});
     train_mlp(*model, sgd, 1, 3);
-    CHECK(sgd.param_names() == std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
+    CHECK(sgd.param_names() ==
+          std::vector<std::string>{"0.weight", "0.bias", "2.weight", "2.bias"});
     REQUIRE(sgd.momentum_buffer("2.weight") != nullptr);
     CHECK(sgd.momentum_buffer("2.weight")->shape() == Shape{3, 8});
     sgd.set_momentum_buffer(1, TensorD<B>::full(Shape{8}, 2.0));
@@ -320,7 +329,8 @@ TEST_CASE_TEMPLATE("optim: SGD hand-computed numbers, slopes and state access", 
     CHECK(pf[0].to_host() == std::vector<float>{0.5f, 0.5f});
 }
 
-TEST_CASE_TEMPLATE("optim: SGD and Adam reject bad lists and leave parameters unchanged", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("optim: SGD and Adam reject bad lists and leave parameters unchanged", B,
+                   L2RW_BACKENDS) {
     auto model = nn::mlp<double, B>({4, 8, 3}, 1);
     optim::SGD<double, B> sgd({.lr = 0.1, .momentum = 0.9});
     optim::Adam<double, B> adam({.lr = 0.1});
@@ -330,14 +340,19 @@ TEST_CASE_TEMPLATE("optim: SGD and Adam reject bad lists and leave parameters un
     for (auto& [n, t] : named) grads.push_back(TensorD<B>::ones(t->shape()));
     auto bad = grads;
     bad[2] = TensorD<B>::ones(Shape{8, 3});  // "2.weight" is [3, 8]
-    check_throws_mentioning<ShapeError>([&] { sgd.step(named, bad); }, {"'2.weight'", "[3, 8]", "[8, 3]"}, "SGD shape");
-    check_throws_mentioning<ShapeError>([&] { adam.step(named, bad); }, {"'2.weight'", "[3, 8]", "[8, 3]"}, "Adam shape");
-    check_throws_mentioning<ShapeError>([&] { (void)sgd.direction(named, bad); }, {"'2.weight'"}, "SGD direction shape");
+    check_throws_mentioning<ShapeError>([&] { sgd.step(named, bad); },
+                                        {"'2.weight'", "[3, 8]", "[8, 3]"}, "SGD shape");
+    check_throws_mentioning<ShapeError>([&] { adam.step(named, bad); },
+                                        {"'2.weight'", "[3, 8]", "[8, 3]"}, "Adam shape");
+    check_throws_mentioning<ShapeError>([&] { (void)sgd.direction(named, bad); }, {"'2.weight'"},
+                                        "SGD direction shape");
     auto few = grads;
     few.pop_back();
-    check_throws_mentioning<ShapeError>([&] { sgd.step(named, few); }, {"3 gradients for 4 parameters"}, "SGD count");
+    check_throws_mentioning<ShapeError>([&] { sgd.step(named, few); },
+                                        {"3 gradients for 4 parameters"}, "SGD count");
     std::vector<VarD<B>> undefined(4);
-    check_throws_mentioning<ValueError>([&] { sgd.step(named, undefined); }, {"'0.weight'", "undefined"}, "undefined");
+    check_throws_mentioning<ValueError>([&] { sgd.step(named, undefined); },
+                                        {"'0.weight'", "undefined"}, "undefined");
     CHECK(same_snapshot(snapshot(*model), before));
     CHECK(sgd.step_count() == 0);
     // Once the state is built for 4 parameters, a list of 3 is refused.
@@ -345,7 +360,8 @@ TEST_CASE_TEMPLATE("optim: SGD and Adam reject bad lists and leave parameters un
     named.pop_back();
     few = grads;
     few.pop_back();
-    check_throws_mentioning<ShapeError>([&] { sgd.step(named, few); }, {"built for 4"}, "SGD state size");
+    check_throws_mentioning<ShapeError>([&] { sgd.step(named, few); }, {"built for 4"},
+                                        "SGD state size");
 }
 
 TEST_CASE("optim: invalid options throw ValueError") {
@@ -353,24 +369,31 @@ TEST_CASE("optim: invalid options throw ValueError") {
     using A = optim::Adam<double, Cpu>;
     check_throws_mentioning<ValueError>([] { S({.lr = -0.1}); }, {"SGD", "lr"}, "negative lr");
     check_throws_mentioning<ValueError>([] { S({.lr = std::nan("")}); }, {"lr"}, "NaN lr");
-    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .momentum = -0.5}); }, {"momentum"}, "negative momentum");
-    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .weight_decay = -1}); }, {"weight_decay"}, "negative wd");
-    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .momentum = 0.9, .dampening = 1.5}); }, {"dampening"}, "dampening");
-    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .nesterov = true}); }, {"Nesterov"}, "nesterov without momentum");
-    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .momentum = 0.9, .nesterov = true, .dampening = 0.1}); },
-                                        {"Nesterov", "dampening"}, "nesterov with dampening");
+    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .momentum = -0.5}); }, {"momentum"},
+                                        "negative momentum");
+    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .weight_decay = -1}); },
+                                        {"weight_decay"}, "negative wd");
+    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .momentum = 0.9, .dampening = 1.5}); },
+                                        {"dampening"}, "dampening");
+    check_throws_mentioning<ValueError>([] { S({.lr = 0.1, .nesterov = true}); }, {"Nesterov"},
+                                        "nesterov without momentum");
+    check_throws_mentioning<ValueError>(
+        [] { S({.lr = 0.1, .momentum = 0.9, .nesterov = true, .dampening = 0.1}); },
+        {"Nesterov", "dampening"}, "nesterov with dampening");
     S ok({.lr = 0.1});
     check_throws_mentioning<ValueError>([&] { ok.set_lr(-1); }, {"lr"}, "set_lr");
     check_throws_mentioning<ValueError>([] { A({.lr = -1}); }, {"Adam", "lr"}, "Adam lr");
     check_throws_mentioning<ValueError>([] { A({.lr = 0.1, .beta1 = 1.0}); }, {"beta1"}, "beta1");
     check_throws_mentioning<ValueError>([] { A({.lr = 0.1, .beta2 = -0.1}); }, {"beta2"}, "beta2");
     check_throws_mentioning<ValueError>([] { A({.lr = 0.1, .eps = -1e-8}); }, {"eps"}, "eps");
-    check_throws_mentioning<ValueError>([] { A({.lr = 0.1, .weight_decay = -1}); }, {"weight_decay"}, "Adam wd");
+    check_throws_mentioning<ValueError>([] { A({.lr = 0.1, .weight_decay = -1}); },
+                                        {"weight_decay"}, "Adam wd");
 }
 
 // ==== Adam =======================================================================================
 
-TEST_CASE_TEMPLATE("optim: Adam matches the torch.optim.Adam recurrences over 3 steps", B, L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE("optim: Adam matches the torch.optim.Adam recurrences over 3 steps", B,
+                   L2RW_BACKENDS) {
     struct Config {
         const char* name;
         optim::AdamOptions o;
@@ -398,13 +421,18 @@ TEST_CASE_TEMPLATE("optim: Adam matches the torch.optim.Adam recurrences over 3 
             const Host got = to_host<B>(params);
             for (std::size_t k = 0; k < got.size(); ++k) {
                 check_close(got[k], expected[k], 1e-14, 1e-15,
-                            std::string(c.name) + ": step " + std::to_string(s + 1) + ", parameter " + std::to_string(k));
-                check_close(opt.exp_avg(k)->to_host(), ref.m[k], 1e-14, 1e-16, std::string(c.name) + ": m");
-                check_close(opt.exp_avg_sq(k)->to_host(), ref.v[k], 1e-14, 1e-18, std::string(c.name) + ": v");
+                            std::string(c.name) + ": step " + std::to_string(s + 1) +
+                                ", parameter " + std::to_string(k));
+                check_close(opt.exp_avg(k)->to_host(), ref.m[k], 1e-14, 1e-16,
+                            std::string(c.name) + ": m");
+                check_close(opt.exp_avg_sq(k)->to_host(), ref.v[k], 1e-14, 1e-18,
+                            std::string(c.name) + ": v");
                 const auto dh = d[k].to_host();
                 Vec applied(dh.size());
-                for (std::size_t j = 0; j < dh.size(); ++j) applied[j] = before[k][j] - c.o.lr * dh[j];
-                check_close(got[k], applied, 1e-14, 1e-15, std::string(c.name) + ": θ − lr·direction");
+                for (std::size_t j = 0; j < dh.size(); ++j)
+                    applied[j] = before[k][j] - c.o.lr * dh[j];
+                check_close(got[k], applied, 1e-14, 1e-15,
+                            std::string(c.name) + ": θ − lr·direction");
             }
         }
         CHECK(opt.step_count() == 3);
@@ -445,22 +473,34 @@ TEST_CASE("optim: PiecewiseConstant boundaries and validation") {
     CHECK(constant.lr(123) == 0.05);
 
     using P = optim::PiecewiseConstant;
-    check_throws_mentioning<ValueError>([] { P(0.1, {6, 3}); }, {"increasing", "6", "3"}, "unsorted");
+    check_throws_mentioning<ValueError>(
+        [] {
+            P(0.1, {6, 3});
+        },
+        {"increasing", "6", "3"}, "unsorted");
     check_throws_mentioning<ValueError>([] { P(0.1, {3, 3}); }, {"increasing"}, "duplicate");
     check_throws_mentioning<ValueError>([] { P(0.1, {0, 3}); }, {"> 0"}, "zero step");
     check_throws_mentioning<ValueError>([] { P(0.1, {-2}); }, {"> 0"}, "negative step");
     check_throws_mentioning<ValueError>([] { P(-0.1, {3}); }, {"base_lr"}, "negative lr");
     check_throws_mentioning<ValueError>([] { P(0.1, {3}, 0.0); }, {"factor"}, "zero factor");
-    check_throws_mentioning<ValueError>([] { P(0.1, {3}, std::nan("")); }, {"factor"}, "NaN factor");
-    check_throws_mentioning<ValueError>([] { (void)P::from_values({3}, {0.1}); }, {"1 boundaries need 2 values"}, "value count");
-    check_throws_mentioning<ValueError>([] { (void)P::from_values({3}, {0.1, -1.0}); }, {"values[1]"}, "negative value");
-    check_throws_mentioning<ValueError>([&] { (void)s.lr(-1); }, {"negative step"}, "negative query");
+    check_throws_mentioning<ValueError>([] { P(0.1, {3}, std::nan("")); }, {"factor"},
+                                        "NaN factor");
+    check_throws_mentioning<ValueError>([] { (void)P::from_values({3}, {0.1}); },
+                                        {"1 boundaries need 2 values"}, "value count");
+    check_throws_mentioning<ValueError>(
+        [] {
+            (void)P::from_values({3}, {0.1, -1.0});
+        },
+        {"values[1]"}, "negative value");
+    check_throws_mentioning<ValueError>([&] { (void)s.lr(-1); }, {"negative step"},
+                                        "negative query");
 }
 
 // ==== checkpoints ================================================================================
 
-TEST_CASE_TEMPLATE("checkpoint: a trained ResNet with BatchNorm and SGD momentum round-trips bit for bit", B,
-                   L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE(
+    "checkpoint: a trained ResNet with BatchNorm and SGD momentum round-trips bit for bit", B,
+    L2RW_BACKENDS) {
     TempDir dir;
     const auto path = dir / "resnet.l2rw";
     auto model = nn::resnet_cifar<double, B>(8, 10, 11);
@@ -471,14 +511,16 @@ TEST_CASE_TEMPLATE("checkpoint: a trained ResNet with BatchNorm and SGD momentum
     const auto trained = snapshot(*model);
     bool stats_moved = false;
     for (std::size_t i = 0; i < trained.size(); ++i)
-        if (trained[i].first.find("running_") != std::string::npos && trained[i].second != init[i].second)
+        if (trained[i].first.find("running_") != std::string::npos &&
+            trained[i].second != init[i].second)
             stats_moved = true;
     REQUIRE(stats_moved);
 
     io::save_checkpoint(path, *model, opt);
     // Nothing but the checkpoint is left in the directory (no temporary file).
     std::vector<std::string> files;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path)) files.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(dir.path))
+        files.push_back(e.path().filename().string());
     CHECK(files == std::vector<std::string>{"resnet.l2rw"});
 
     auto other = nn::resnet_cifar<double, B>(8, 10, 99);  // different initial weights
@@ -489,7 +531,8 @@ TEST_CASE_TEMPLATE("checkpoint: a trained ResNet with BatchNorm and SGD momentum
     CHECK(other_opt.step_count() == 2);
     REQUIRE(other_opt.num_params() == opt.num_params());
     const auto sa = sgd_state<B>(opt), sb = sgd_state<B>(other_opt);
-    for (std::size_t i = 0; i < sa.size(); ++i) CHECK_MESSAGE(bitwise_equal(sa[i], sb[i]), "momentum buffer " << i);
+    for (std::size_t i = 0; i < sa.size(); ++i)
+        CHECK_MESSAGE(bitwise_equal(sa[i], sb[i]), "momentum buffer " << i);
 
     // Continuing from the loaded checkpoint is the same as continuing the original.
     train_resnet(*model, opt, 1, 2000);
@@ -557,8 +600,9 @@ TEST_CASE("checkpoint: files move between the Cpu and Thrust backends bit for bi
 }
 #endif
 
-TEST_CASE_TEMPLATE("checkpoint: bad files throw CheckpointError and leave model and optimizer unchanged", B,
-                   L2RW_BACKENDS) {
+TEST_CASE_TEMPLATE(
+    "checkpoint: bad files throw CheckpointError and leave model and optimizer unchanged", B,
+    L2RW_BACKENDS) {
     TempDir dir;
     const auto good = dir / "good.l2rw";
     auto source = nn::mlp<double, B>({4, 8, 3}, 21);
@@ -576,20 +620,25 @@ TEST_CASE_TEMPLATE("checkpoint: bad files throw CheckpointError and leave model 
     const auto opt_before = sgd_state<B>(target_opt);
     const auto step_before = target_opt.step_count();
     auto unchanged = [&](const std::string& what) {
-        CHECK_MESSAGE(same_snapshot(snapshot(*target), model_before), what << ": the model changed");
-        CHECK_MESSAGE(sgd_state<B>(target_opt) == opt_before, what << ": the optimizer state changed");
+        CHECK_MESSAGE(same_snapshot(snapshot(*target), model_before),
+                      what << ": the model changed");
+        CHECK_MESSAGE(sgd_state<B>(target_opt) == opt_before,
+                      what << ": the optimizer state changed");
         CHECK_MESSAGE(target_opt.step_count() == step_before, what << ": the step count changed");
     };
     auto expect = [&](const std::filesystem::path& p, std::initializer_list<std::string_view> parts,
                       const std::string& what) {
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(p, *target, target_opt); }, parts, what);
+        check_throws_mentioning<CheckpointError>(
+            [&] { io::load_checkpoint(p, *target, target_opt); }, parts, what);
         unchanged(what);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(p, *target); }, parts, what + " (weights only)");
+        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(p, *target); }, parts,
+                                                 what + " (weights only)");
         unchanged(what + " (weights only)");
     };
 
     SUBCASE("a flipped byte: CRC mismatch") {
-        for (std::size_t at : {bytes.size() / 2, bytes.size() / 3, std::size_t{40}, bytes.size() - 2}) {
+        for (std::size_t at :
+             {bytes.size() / 2, bytes.size() / 3, std::size_t{40}, bytes.size() - 2}) {
             auto b = bytes;
             b[at] = static_cast<char>(b[at] ^ 0x5A);
             const auto p = dir / "flipped.l2rw";
@@ -598,16 +647,20 @@ TEST_CASE_TEMPLATE("checkpoint: bad files throw CheckpointError and leave model 
         }
     }
     SUBCASE("truncated files") {
-        for (std::size_t n : {std::size_t{0}, std::size_t{5}, std::size_t{12}, std::size_t{20}, std::size_t{30},
-                              bytes.size() / 2, bytes.size() - 5, bytes.size() - 1}) {
+        for (std::size_t n :
+             {std::size_t{0}, std::size_t{5}, std::size_t{12}, std::size_t{20}, std::size_t{30},
+              bytes.size() / 2, bytes.size() - 5, bytes.size() - 1}) {
             const auto p = dir / "truncated.l2rw";
-            write_bytes(p, std::vector<char>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(n)));
-            expect(p, {p.string(), "truncated at byte " + std::to_string(n)}, "truncated to " + std::to_string(n));
+            write_bytes(p, std::vector<char>(bytes.begin(),
+                                             bytes.begin() + static_cast<std::ptrdiff_t>(n)));
+            expect(p, {p.string(), "truncated at byte " + std::to_string(n)},
+                   "truncated to " + std::to_string(n));
         }
         // In the middle of an entry, the message names the entry.
         const auto p = dir / "truncated.l2rw";
         write_bytes(p, std::vector<char>(bytes.begin(), bytes.begin() + 200));
-        expect(p, {"truncated at byte 200 while reading", "entry '0.weight'"}, "truncated in 0.weight");
+        expect(p, {"truncated at byte 200 while reading", "entry '0.weight'"},
+               "truncated in 0.weight");
     }
     SUBCASE("not a checkpoint") {
         auto b = bytes;
@@ -615,7 +668,8 @@ TEST_CASE_TEMPLATE("checkpoint: bad files throw CheckpointError and leave model 
         const auto p = dir / "magic.l2rw";
         write_bytes(p, b);
         expect(p, {p.string(), "not an l2rw checkpoint (bad magic)"}, "bad magic");
-        write_bytes(p, std::vector<char>{'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '\n'});
+        write_bytes(p,
+                    std::vector<char>{'h', 'e', 'l', 'l', 'o', ' ', 'w', 'o', 'r', 'l', 'd', '\n'});
         expect(p, {"bad magic"}, "a text file");
         expect(dir / "missing.l2rw", {"missing.l2rw", "cannot open"}, "a missing file");
     }
@@ -627,7 +681,8 @@ TEST_CASE_TEMPLATE("checkpoint: bad files throw CheckpointError and leave model 
         expect(p, {"format version 9", "version 1"}, "version");
         auto fm = nn::mlp<float, B>({4, 8, 3}, 1);
         const auto fbefore = snapshot(*fm);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *fm); }, {"float64", "float32"},
+        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *fm); },
+                                                 {"float64", "float32"},
                                                  "double file into a float model");
         CHECK(same_snapshot(snapshot(*fm), fbefore));
     }
@@ -636,33 +691,41 @@ TEST_CASE_TEMPLATE("checkpoint: bad files throw CheckpointError and leave model 
         const auto wbefore = snapshot(*wider);
         check_throws_mentioning<CheckpointError>(
             [&] { io::load_checkpoint(good, *wider); },
-            {good.string(), "parameter '0.weight' has shape [8, 4] in the file but [9, 4] in the model"}, "4-8-3 into 4-9-3");
+            {good.string(),
+             "parameter '0.weight' has shape [8, 4] in the file but [9, 4] in the model"},
+            "4-8-3 into 4-9-3");
         CHECK(same_snapshot(snapshot(*wider), wbefore));
         auto deeper = nn::mlp<double, B>({4, 8, 8, 3}, 24);
         const auto dbefore = snapshot(*deeper);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *deeper); }, {"'2.weight'", "[3, 8] in the file", "[8, 8] in the model"},
-                                                 "4-8-3 into 4-8-8-3");
+        check_throws_mentioning<CheckpointError>(
+            [&] { io::load_checkpoint(good, *deeper); },
+            {"'2.weight'", "[3, 8] in the file", "[8, 8] in the model"}, "4-8-3 into 4-8-8-3");
         CHECK(same_snapshot(snapshot(*deeper), dbefore));
         auto longer = nn::mlp<double, B>({4, 8, 3, 3}, 26);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *longer); },
-                                                 {"the model's parameter '4.weight' is not in the file"}, "4-8-3 into 4-8-3-3");
+        check_throws_mentioning<CheckpointError>(
+            [&] { io::load_checkpoint(good, *longer); },
+            {"the model's parameter '4.weight' is not in the file"}, "4-8-3 into 4-8-3-3");
         auto shallower = nn::mlp<double, B>({4, 3}, 25);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *shallower); }, {"'0.weight'", "[8, 4]", "[3, 4]"},
+        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *shallower); },
+                                                 {"'0.weight'", "[8, 4]", "[3, 4]"},
                                                  "4-8-3 into 4-3");
         Rng rng(1);
         auto first = std::make_shared<nn::Sequential<double, B>>();
         first->template emplace<nn::Linear<double, B>>(4, 8, rng);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *first); }, {"the file has parameter '2.", "which the model does not have"},
-                                                 "a file with more tensors than the model");
+        check_throws_mentioning<CheckpointError>(
+            [&] { io::load_checkpoint(good, *first); },
+            {"the file has parameter '2.", "which the model does not have"},
+            "a file with more tensors than the model");
     }
     SUBCASE("optimizer mismatches") {
         optim::Adam<double, B> adam({.lr = 0.1});
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *target, adam); }, {"holds SGD state", "Adam"},
-                                                 "SGD file into Adam");
+        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *target, adam); },
+                                                 {"holds SGD state", "Adam"}, "SGD file into Adam");
         unchanged("SGD file into Adam");
         io::save_checkpoint(dir / "weights.l2rw", *source);
-        check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(dir / "weights.l2rw", *target, target_opt); },
-                                                 {"no optimizer state"}, "weights-only file with an optimizer");
+        check_throws_mentioning<CheckpointError>(
+            [&] { io::load_checkpoint(dir / "weights.l2rw", *target, target_opt); },
+            {"no optimizer state"}, "weights-only file with an optimizer");
         unchanged("weights-only file with an optimizer");
     }
 }
@@ -672,23 +735,27 @@ TEST_CASE("checkpoint: saving is atomic and reports unwritable destinations") {
     auto model = nn::mlp<double, Cpu>({4, 8, 3}, 1);
     // A path under a regular file cannot be created (even by root).
     write_bytes(dir / "afile", {'x'});
-    check_throws_mentioning<CheckpointError>([&] { io::save_checkpoint(dir / "afile" / "m.l2rw", *model); },
-                                             {"afile", "cannot create"}, "parent is a file");
-    check_throws_mentioning<CheckpointError>([&] { io::save_checkpoint(dir / "no" / "such" / "dir" / "m.l2rw", *model); },
-                                             {"cannot create"}, "missing directory");
+    check_throws_mentioning<CheckpointError>(
+        [&] { io::save_checkpoint(dir / "afile" / "m.l2rw", *model); }, {"afile", "cannot create"},
+        "parent is a file");
+    check_throws_mentioning<CheckpointError>(
+        [&] { io::save_checkpoint(dir / "no" / "such" / "dir" / "m.l2rw", *model); },
+        {"cannot create"}, "missing directory");
     // Renaming over a directory fails after the temporary file was written: it is removed.
     std::filesystem::create_directory(dir / "adir");
     std::filesystem::create_directory(dir / "adir" / "keep");
-    check_throws_mentioning<CheckpointError>([&] { io::save_checkpoint(dir / "adir", *model); }, {"cannot rename"},
-                                             "rename over a directory");
+    check_throws_mentioning<CheckpointError>([&] { io::save_checkpoint(dir / "adir", *model); },
+                                             {"cannot rename"}, "rename over a directory");
     std::vector<std::string> files;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path)) files.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(dir.path))
+        files.push_back(e.path().filename().string());
     std::sort(files.begin(), files.end());
     CHECK(files == std::vector<std::string>{"adir", "afile"});
     // A successful save leaves only the file.
     io::save_checkpoint(dir / "m.l2rw", *model);
     files.clear();
-    for (const auto& e : std::filesystem::directory_iterator(dir.path)) files.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(dir.path))
+        files.push_back(e.path().filename().string());
     std::sort(files.begin(), files.end());
     CHECK(files == std::vector<std::string>{"adir", "afile", "m.l2rw"});
 }

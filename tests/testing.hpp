@@ -16,13 +16,12 @@
 #include <cstdio>
 #include <functional>
 #include <initializer_list>
+#include <l2rw/l2rw.hpp>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <vector>
-
-#include <l2rw/l2rw.hpp>
 
 #if defined(__CUDACC__)
 // Compiled by nvcc (tests/nvcc_check.cu): the typed tests run on the GPU backend; the
@@ -109,7 +108,8 @@ inline std::string index_str(const Shape& s, index_t i) {
 /// Elementwise |a - b| <= atol + rtol * max(|a|, |b|); one CHECK, whose message names the
 /// worst element (largest ratio of error to allowance) with its index.
 inline bool check_close(const std::vector<double>& actual, const std::vector<double>& expected,
-                        double rtol, double atol, const std::string& what, const Shape& shape = Shape{}) {
+                        double rtol, double atol, const std::string& what,
+                        const Shape& shape = Shape{}) {
     if (actual.size() != expected.size()) {
         FAIL_CHECK(what << ": sizes differ: " << actual.size() << " vs " << expected.size());
         return false;
@@ -134,11 +134,11 @@ inline bool check_close(const std::vector<double>& actual, const std::vector<dou
     std::string where = "element " + std::to_string(wi);
     if (shape.numel() == static_cast<index_t>(actual.size()) && shape.rank() > 0)
         where += " " + index_str(shape, static_cast<index_t>(wi));
-    CHECK_MESSAGE(ok, what << ": worst " << where << ": got " << fmt(actual.empty() ? 0 : actual[wi])
-                           << ", want " << fmt(expected.empty() ? 0 : expected[wi]) << " (error "
-                           << fmt(actual.empty() ? 0 : std::abs(actual[wi] - expected[wi]))
-                           << ", " << worst << "x the allowance; rtol " << rtol << ", atol " << atol
-                           << ")");
+    CHECK_MESSAGE(
+        ok, what << ": worst " << where << ": got " << fmt(actual.empty() ? 0 : actual[wi])
+                 << ", want " << fmt(expected.empty() ? 0 : expected[wi]) << " (error "
+                 << fmt(actual.empty() ? 0 : std::abs(actual[wi] - expected[wi])) << ", " << worst
+                 << "x the allowance; rtol " << rtol << ", atol " << atol << ")");
     return ok;
 }
 
@@ -149,8 +149,8 @@ bool check_close(const Tensor<T, B>& actual, const Tensor<T, B>& expected, doubl
                   what << ": shape " << actual.shape().str() << " vs " << expected.shape().str());
     if (!(actual.shape() == expected.shape())) return false;
     auto a = actual.to_host(), e = expected.to_host();
-    return check_close(std::vector<double>(a.begin(), a.end()), std::vector<double>(e.begin(), e.end()),
-                       rtol, atol, what, actual.shape());
+    return check_close(std::vector<double>(a.begin(), a.end()),
+                       std::vector<double>(e.begin(), e.end()), rtol, atol, what, actual.shape());
 }
 
 inline double max_abs(const std::vector<double>& v) {
@@ -163,15 +163,17 @@ inline double max_abs(const std::vector<double>& v) {
 
 /// Checks that `f()` throws exactly an `E` whose what() contains every one of `parts`.
 template <class E, class F>
-void check_throws_mentioning(F&& f, std::initializer_list<std::string_view> parts, const std::string& what) {
+void check_throws_mentioning(F&& f, std::initializer_list<std::string_view> parts,
+                             const std::string& what) {
     try {
         f();
         FAIL_CHECK(what << ": no exception thrown");
     } catch (const E& e) {
         const std::string msg = e.what();
         for (auto p : parts)
-            CHECK_MESSAGE(msg.find(p) != std::string::npos,
-                          what << ": message \"" << msg << "\" does not mention \"" << std::string(p) << "\"");
+            CHECK_MESSAGE(msg.find(p) != std::string::npos, what << ": message \"" << msg
+                                                                 << "\" does not mention \""
+                                                                 << std::string(p) << "\"");
     } catch (const std::exception& e) {
         FAIL_CHECK(what << ": threw the wrong exception type: " << std::string(e.what()));
     }
@@ -195,10 +197,11 @@ inline std::size_t rss_bytes() {
 /// Parameters {W1 [d, h], b1 [h], W2 [h, c], b2 [c]}, seeded.
 template <class T, Backend B>
 std::vector<Tensor<T, B>> mlp_init(index_t d, index_t h, index_t c, std::uint64_t seed) {
-    return {Tensor<T, B>::randn(Shape{d, h}, seed, 0.0, 1.0 / std::sqrt(static_cast<double>(d))),
-            Tensor<T, B>::randn(Shape{h}, seed + 1, 0.0, 0.1),
-            Tensor<T, B>::randn(Shape{h, c}, seed + 2, 0.0, 1.0 / std::sqrt(static_cast<double>(h))),
-            Tensor<T, B>::randn(Shape{c}, seed + 3, 0.0, 0.1)};
+    return {
+        Tensor<T, B>::randn(Shape{d, h}, seed, 0.0, 1.0 / std::sqrt(static_cast<double>(d))),
+        Tensor<T, B>::randn(Shape{h}, seed + 1, 0.0, 0.1),
+        Tensor<T, B>::randn(Shape{h, c}, seed + 2, 0.0, 1.0 / std::sqrt(static_cast<double>(h))),
+        Tensor<T, B>::randn(Shape{c}, seed + 3, 0.0, 0.1)};
 }
 /// Logits [n, c] of tanh(x W1 + b1) W2 + b2 for x [n, d].
 template <class T, Backend B>
@@ -259,8 +262,10 @@ long double dot_host(const TensorD<B>& a, const TensorD<B>& b) {
 
 /// The gradient of ⟨seed, f(xs)⟩ w.r.t. the inputs selected by `wrt`, on a fresh tape.
 template <Backend B>
-std::vector<std::vector<double>> first_gradient(const VarFn<B>& f, const std::vector<TensorD<B>>& xs,
-                                                const std::vector<bool>& wrt, const TensorD<B>& seed) {
+std::vector<std::vector<double>> first_gradient(const VarFn<B>& f,
+                                                const std::vector<TensorD<B>>& xs,
+                                                const std::vector<bool>& wrt,
+                                                const TensorD<B>& seed) {
     Tape<double, B> tape;
     std::vector<VarD<B>> in, diff;
     for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -281,7 +286,8 @@ std::vector<std::vector<double>> first_gradient(const VarFn<B>& f, const std::ve
 }  // namespace detail
 
 template <Backend B>
-void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs, const FdOptions& opt);
+void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs,
+                          const FdOptions& opt);
 
 /// Checks the first- and second-order derivatives of `f` at `inputs` by central finite
 /// differences. See FdOptions. Every check here can fail: the analytic first derivative
@@ -295,15 +301,18 @@ void check_gradients(std::type_identity_t<VarFn<B>> f, const std::vector<TensorD
     try {
         check_gradients_impl<B>(f, inputs, opt);
     } catch (const Error& e) {
-        FAIL_CHECK("gradient check of " << opt.what << " on " << std::string(B::name()) << " threw: " << std::string(e.what()));
+        FAIL_CHECK("gradient check of " << opt.what << " on " << std::string(B::name())
+                                        << " threw: " << std::string(e.what()));
     }
 }
 
 template <Backend B>
-void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs, const FdOptions& opt) {
+void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs,
+                          const FdOptions& opt) {
     const std::size_t n = inputs.size();
     std::vector<bool> wrt = opt.wrt.empty() ? std::vector<bool>(n, true) : opt.wrt;
-    REQUIRE_MESSAGE(wrt.size() == n, opt.what << ": wrt has " << wrt.size() << " flags for " << n << " inputs");
+    REQUIRE_MESSAGE(wrt.size() == n,
+                    opt.what << ": wrt has " << wrt.size() << " flags for " << n << " inputs");
     INFO("gradient check of " << opt.what << " on " << std::string(B::name()));
 
     // The output's shape, and a random seed of that shape.
@@ -360,7 +369,8 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
             }
         }
         auto out = f(in);
-        auto g = vjp(out, diff, VarD<B>(seed), GradOptions{.create_graph = true, .allow_unused = true});
+        auto g =
+            vjp(out, diff, VarD<B>(seed), GradOptions{.create_graph = true, .allow_unused = true});
         VarD<B> s;
         for (std::size_t j = 0; j < g.size(); ++j) {
             auto term = sum(g[j] * dv[j]);
@@ -371,16 +381,18 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
             auto h = grad(s, diff, GradOptions{.allow_unused = true});
             for (auto& hi : h) hv.push_back(hi.to_host());
         } else {
-            for (auto& d : diff) hv.push_back(std::vector<double>(static_cast<std::size_t>(d.numel()), 0.0));
+            for (auto& d : diff)
+                hv.push_back(std::vector<double>(static_cast<std::size_t>(d.numel()), 0.0));
         }
     }
 
     if (opt.linear) {
         double m = 0;
         for (auto& h : hv) m = std::max(m, max_abs(h));
-        CHECK_MESSAGE(m == 0.0, opt.what << ": declared linear, but its Hessian-vector product has an "
-                                            "element of magnitude "
-                                         << fmt(m));
+        CHECK_MESSAGE(m == 0.0, opt.what
+                                    << ": declared linear, but its Hessian-vector product has an "
+                                       "element of magnitude "
+                                    << fmt(m));
         return;
     }
     CHECK_MESSAGE(hv_on_tape, opt.what << ": the first gradient (create_graph) is not on the tape, "
@@ -411,8 +423,9 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
                     inputs[i].shape());
         ++k;
     }
-    CHECK_MESSAGE(m > 0, opt.what << ": the Hessian-vector product is all zero (the check could not fail; "
-                                     "set linear if f is linear)");
+    CHECK_MESSAGE(m > 0,
+                  opt.what << ": the Hessian-vector product is all zero (the check could not fail; "
+                              "set linear if f is linear)");
 }
 
 }  // namespace l2rw::testing

@@ -51,7 +51,8 @@ inline void check_reducible(const Shape& big, const Shape& small, const char* na
     const auto pb = big.padded(), ps = small.padded();
     for (std::size_t i = 0; i < max_rank; ++i)
         if (ps[i] != pb[i] && ps[i] != 1)
-            throw ShapeError(std::string(name) + ": cannot reduce " + big.str() + " to " + small.str());
+            throw ShapeError(std::string(name) + ": cannot reduce " + big.str() + " to " +
+                             small.str());
 }
 inline std::array<index_t, max_rank> strides_of(const Shape& s) {
     const auto p = s.padded();
@@ -164,7 +165,9 @@ Tensor<T, B> permute(const Tensor<T, B>& x, const std::vector<int>& perm) {
     for (int i = 0; i < max_rank; ++i) {
         k.dims[i] = pd[static_cast<std::size_t>(i)];
         const int j = i - (max_rank - r);  // out axis
-        k.st[i] = j < 0 ? 0 : ist[static_cast<std::size_t>(perm[static_cast<std::size_t>(j)] + max_rank - r)];
+        k.st[i] =
+            j < 0 ? 0
+                  : ist[static_cast<std::size_t>(perm[static_cast<std::size_t>(j)] + max_rank - r)];
     }
     B::for_each(out.numel() / std::max<index_t>(k.dims[3], 1), k);
     return out;
@@ -172,16 +175,17 @@ Tensor<T, B> permute(const Tensor<T, B>& x, const std::vector<int>& perm) {
 
 /// op(a) op(b) for matrices; ta / tb use the transpose of a / b.
 template <class T, Backend B>
-Tensor<T, B> matmul(const Tensor<T, B>& a, const Tensor<T, B>& b, bool ta = false, bool tb = false) {
+Tensor<T, B> matmul(const Tensor<T, B>& a, const Tensor<T, B>& b, bool ta = false,
+                    bool tb = false) {
     if (a.rank() != 2 || b.rank() != 2)
         throw ShapeError("matmul: operands must be matrices, got " + a.shape().str() + " and " +
                          b.shape().str());
     const index_t m = ta ? a.dim(1) : a.dim(0), k = ta ? a.dim(0) : a.dim(1);
     const index_t kb = tb ? b.dim(1) : b.dim(0), n = tb ? b.dim(0) : b.dim(1);
     if (k != kb)
-        throw ShapeError(std::string("matmul: shapes ") + a.shape().str() + (ta ? "^T" : "") + " and " +
-                         b.shape().str() + (tb ? "^T" : "") + " do not match (" + std::to_string(k) +
-                         " vs " + std::to_string(kb) + ")");
+        throw ShapeError(std::string("matmul: shapes ") + a.shape().str() + (ta ? "^T" : "") +
+                         " and " + b.shape().str() + (tb ? "^T" : "") + " do not match (" +
+                         std::to_string(k) + " vs " + std::to_string(kb) + ")");
     Tensor<T, B> out(Shape{m, n});
     B::gemm(ta, tb, m, n, k, a.data(), b.data(), out.data(), false);
     return out;
@@ -191,20 +195,25 @@ namespace detail {
 template <Backend B>
 void check_indices(const IndexTensor<B>& idx, index_t bound, const char* name, const char* what) {
     if (idx.rank() != 1)
-        throw ShapeError(std::string(name) + ": " + what + " must be a vector, got " + idx.shape().str());
+        throw ShapeError(std::string(name) + ": " + what + " must be a vector, got " +
+                         idx.shape().str());
     const auto h = idx.to_host();
     for (std::size_t i = 0; i < h.size(); ++i)
         if (h[i] < 0 || h[i] >= bound)
-            throw ValueError(std::string(name) + ": " + what + "[" + std::to_string(i) + "] = " +
-                             std::to_string(h[i]) + " is outside [0, " + std::to_string(bound) + ")");
+            throw ValueError(std::string(name) + ": " + what + "[" + std::to_string(i) +
+                             "] = " + std::to_string(h[i]) + " is outside [0, " +
+                             std::to_string(bound) + ")");
 }
-inline index_t row_size(const Shape& s) { return s.rank() == 0 ? 1 : s.numel() / std::max<index_t>(s[0], 1); }
+inline index_t row_size(const Shape& s) {
+    return s.rank() == 0 ? 1 : s.numel() / std::max<index_t>(s[0], 1);
+}
 }  // namespace detail
 
 /// Rows idx of x (x's leading axis indexed by idx).
 template <class T, Backend B>
 Tensor<T, B> gather_rows(const Tensor<T, B>& x, const IndexTensor<B>& idx) {
-    if (x.rank() < 1) throw ShapeError("gather_rows: x must have rank >= 1, got " + x.shape().str());
+    if (x.rank() < 1)
+        throw ShapeError("gather_rows: x must have rank >= 1, got " + x.shape().str());
     detail::check_indices(idx, x.dim(0), "gather_rows", "index");
     auto d = x.shape().dims();
     d[0] = idx.numel();
@@ -218,14 +227,15 @@ Tensor<T, B> gather_rows(const Tensor<T, B>& x, const IndexTensor<B>& idx) {
 template <class T, Backend B>
 Tensor<T, B> scatter_add_rows(const Tensor<T, B>& g, const IndexTensor<B>& idx, index_t rows) {
     if (g.rank() < 1 || g.dim(0) != idx.numel())
-        throw ShapeError("scatter_add_rows: " + g.shape().str() + " rows for " +
-                         idx.shape().str() + " indices");
+        throw ShapeError("scatter_add_rows: " + g.shape().str() + " rows for " + idx.shape().str() +
+                         " indices");
     detail::check_indices(idx, rows, "scatter_add_rows", "index");
     auto d = g.shape().dims();
     d[0] = rows;
     Tensor<T, B> out(Shape::from_range(d.begin(), d.begin() + g.rank()));
     const index_t cols = detail::row_size(g.shape());
-    B::for_each(out.numel(), kernel::ScatterAddRows<T>{g.data(), idx.data(), out.data(), cols, idx.numel()});
+    B::for_each(out.numel(),
+                kernel::ScatterAddRows<T>{g.data(), idx.data(), out.data(), cols, idx.numel()});
     return out;
 }
 

@@ -9,31 +9,31 @@ namespace l2rw {
 
 /// Base of every exception thrown by l2rw.
 class Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 /// Operands whose shapes do not fit the operation ("matmul: [2, 3] and [4, 5] ...").
 class ShapeError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
 /// Misuse of the autodiff tape: mixing tapes, differentiating a released tape, no tape.
 class TapeError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
 /// A non-finite value where a finite one is required (a NaN loss, say).
 class NumericError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
 /// An argument outside its domain (a label out of range, a bad axis, a negative size).
 class ValueError : public Error {
-public:
+  public:
     using Error::Error;
 };
 

@@ -13,7 +13,7 @@
 namespace l2rw {
 
 class Rng {
-public:
+  public:
     explicit Rng(std::uint64_t seed = 0) : gen_(seed) {}
 
     /// Uniform in [0, 1) with 53 random bits.
@@ -49,7 +49,7 @@ public:
 
     std::mt19937_64& engine() { return gen_; }
 
-private:
+  private:
     std::mt19937_64 gen_;
     double spare_ = 0.0;
     bool has_spare_ = false;

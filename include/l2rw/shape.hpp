@@ -12,12 +12,12 @@
 namespace l2rw {
 
 class Shape {
-public:
+  public:
     Shape() = default;  // rank 0: a scalar
     Shape(std::initializer_list<index_t> dims) {
         if (dims.size() > static_cast<std::size_t>(max_rank))
-            throw ShapeError("Shape: rank " + std::to_string(dims.size()) + " exceeds the maximum " +
-                             std::to_string(max_rank));
+            throw ShapeError("Shape: rank " + std::to_string(dims.size()) +
+                             " exceeds the maximum " + std::to_string(max_rank));
         for (index_t d : dims) {
             if (d < 0) throw ShapeError("Shape: negative dimension " + std::to_string(d));
             dims_[rank_++] = d;
@@ -36,11 +36,14 @@ public:
     }
 
     [[nodiscard]] int rank() const { return rank_; }
-    [[nodiscard]] index_t operator[](int axis) const { return dims_[static_cast<std::size_t>(axis)]; }
+    [[nodiscard]] index_t operator[](int axis) const {
+        return dims_[static_cast<std::size_t>(axis)];
+    }
     [[nodiscard]] index_t dim(int axis) const {
         int a = axis < 0 ? axis + rank_ : axis;
         if (a < 0 || a >= rank_)
-            throw ShapeError("Shape::dim: axis " + std::to_string(axis) + " out of range for " + str());
+            throw ShapeError("Shape::dim: axis " + std::to_string(axis) + " out of range for " +
+                             str());
         return dims_[static_cast<std::size_t>(a)];
     }
     [[nodiscard]] index_t numel() const {
@@ -70,11 +73,12 @@ public:
     friend bool operator==(const Shape& a, const Shape& b) {
         if (a.rank_ != b.rank_) return false;
         for (int i = 0; i < a.rank_; ++i)
-            if (a.dims_[static_cast<std::size_t>(i)] != b.dims_[static_cast<std::size_t>(i)]) return false;
+            if (a.dims_[static_cast<std::size_t>(i)] != b.dims_[static_cast<std::size_t>(i)])
+                return false;
         return true;
     }
 
-private:
+  private:
     std::array<index_t, max_rank> dims_{0, 0, 0, 0};
     int rank_ = 0;
 };

@@ -20,7 +20,7 @@ namespace l2rw {
 
 template <class T, Backend B>
 class Tensor {
-public:
+  public:
     using value_type = T;
     using backend = B;
     using buffer_type = typename B::template buffer<T>;
@@ -30,7 +30,8 @@ public:
 
     /// Uninitialised storage of the given shape: every element must be written before it is read.
     explicit Tensor(const Shape& shape)
-        : shape_(shape), buf_(std::make_shared<buffer_type>(B::template allocate<T>(shape.numel()))) {}
+        : shape_(shape),
+          buf_(std::make_shared<buffer_type>(B::template allocate<T>(shape.numel()))) {}
 
     static Tensor zeros(const Shape& s) { return full(s, T(0)); }
     static Tensor ones(const Shape& s) { return full(s, T(1)); }
@@ -56,7 +57,8 @@ public:
     }
 
     /// Seeded N(mean, stddev²) entries; the same seed gives the same tensor on every backend.
-    static Tensor randn(const Shape& s, std::uint64_t seed, double mean = 0.0, double stddev = 1.0) {
+    static Tensor randn(const Shape& s, std::uint64_t seed, double mean = 0.0,
+                        double stddev = 1.0) {
         Rng rng(seed);
         std::vector<T> h(static_cast<std::size_t>(s.numel()));
         for (auto& v : h) v = static_cast<T>(rng.normal(mean, stddev));
@@ -78,7 +80,8 @@ public:
     /// The single value of a one-element tensor.
     [[nodiscard]] T item() const {
         if (numel() != 1)
-            throw ShapeError("Tensor::item: tensor of shape " + shape_.str() + " is not one element");
+            throw ShapeError("Tensor::item: tensor of shape " + shape_.str() +
+                             " is not one element");
         return to_host()[0];
     }
 
@@ -107,13 +110,14 @@ public:
     /// Copies `src` (same shape) into this tensor's buffer, in place.
     void assign(const Tensor& src) {
         if (!(src.shape() == shape_))
-            throw ShapeError("Tensor::assign: shape " + src.shape().str() + " into " + shape_.str());
+            throw ShapeError("Tensor::assign: shape " + src.shape().str() + " into " +
+                             shape_.str());
         B::copy(src.data(), numel(), data());
     }
     /// True when both share one buffer.
     [[nodiscard]] bool shares_buffer_with(const Tensor& o) const { return buf_ == o.buf_; }
 
-private:
+  private:
     Shape shape_;
     std::shared_ptr<buffer_type> buf_;
 };

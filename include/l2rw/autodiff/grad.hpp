@@ -36,7 +36,9 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
                         std::to_string(outputs.size()) + " outputs");
     std::shared_ptr<detail::TapeData<T, B>> tape;
     auto bind = [&](const Var<T, B>& v, const char* what, std::size_t k) {
-        if (!v.defined()) throw TapeError(std::string("grad: ") + what + " " + std::to_string(k) + " is undefined");
+        if (!v.defined())
+            throw TapeError(std::string("grad: ") + what + " " + std::to_string(k) +
+                            " is undefined");
         if (!v.tape_data() || v.node_id() < 0)
             throw TapeError(std::string("grad: ") + what + " " + std::to_string(k) +
                             " does not require grad (it is not on a tape)");
@@ -64,7 +66,8 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
         auto& nd = nodes[static_cast<std::size_t>(id)];
         for (int k = 0; k < nd.nin && !reach[static_cast<std::size_t>(id)]; ++k) {
             const index_t j = nd.in_id[static_cast<std::size_t>(k)];
-            if (j >= 0 && reach[static_cast<std::size_t>(j)]) reach[static_cast<std::size_t>(id)] = 1;
+            if (j >= 0 && reach[static_cast<std::size_t>(j)])
+                reach[static_cast<std::size_t>(id)] = 1;
         }
     }
 
@@ -76,11 +79,13 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
         if (!grad_outputs.empty() && grad_outputs[k].defined()) {
             seed = grad_outputs[k];
             if (!(seed.shape() == o.shape()))
-                throw ShapeError("grad: seed " + std::to_string(k) + " has shape " + seed.shape().str() +
-                                 " but its output has shape " + o.shape().str());
+                throw ShapeError("grad: seed " + std::to_string(k) + " has shape " +
+                                 seed.shape().str() + " but its output has shape " +
+                                 o.shape().str());
         } else {
             if (o.numel() != 1)
-                throw ShapeError("grad: output " + std::to_string(k) + " of shape " + o.shape().str() +
+                throw ShapeError("grad: output " + std::to_string(k) + " of shape " +
+                                 o.shape().str() +
                                  " is not a scalar, so it needs a seed (grad_outputs)");
             seed = Var<T, B>(Tensor<T, B>::ones(o.shape()));
         }
@@ -130,8 +135,9 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
                     throw TapeError(std::string("grad: the rule of op '") + nd.op +
                                     "' gave no gradient for its input " + std::to_string(k));
                 if (!(gk.shape() == nd.in_val[uk].shape()))
-                    throw ShapeError(std::string("grad: the rule of op '") + nd.op + "' gave shape " +
-                                     gk.shape().str() + " for input " + std::to_string(k) + " of shape " +
+                    throw ShapeError(std::string("grad: the rule of op '") + nd.op +
+                                     "' gave shape " + gk.shape().str() + " for input " +
+                                     std::to_string(k) + " of shape " +
                                      nd.in_val[uk].shape().str());
                 auto& slot = G[static_cast<std::size_t>(nd.in_id[uk])];
                 slot = slot.defined() ? detail::accumulate(slot, gk) : gk;
@@ -159,13 +165,14 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
 template <class T, Backend B>
 std::vector<Var<T, B>> grad(const Var<T, B>& output, const std::vector<Var<T, B>>& inputs,
                             GradOptions opt = {}) {
-    return grad<T, B>(std::span<const Var<T, B>>(&output, 1), std::span<const Var<T, B>>(inputs), {}, opt);
+    return grad<T, B>(std::span<const Var<T, B>>(&output, 1), std::span<const Var<T, B>>(inputs),
+                      {}, opt);
 }
 
 template <class T, Backend B>
 Var<T, B> grad(const Var<T, B>& output, const Var<T, B>& input, GradOptions opt = {}) {
-    return grad<T, B>(std::span<const Var<T, B>>(&output, 1), std::span<const Var<T, B>>(&input, 1), {},
-                      opt)[0];
+    return grad<T, B>(std::span<const Var<T, B>>(&output, 1), std::span<const Var<T, B>>(&input, 1),
+                      {}, opt)[0];
 }
 
 /// Vector-Jacobian product: the gradient of ⟨seed, output⟩ with respect to `inputs`.

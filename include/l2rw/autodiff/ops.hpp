@@ -29,8 +29,9 @@ template <class T, Backend B>
 Var<T, B> sum_to(const Var<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     const Shape from = x.shape();
-    return detail::record<T, B>("sum_to", eager::sum_to(x.value(), to), {&x},
-                                [from](detail::VjpContext<T, B>& c) { c.gin[0] = broadcast_to(c.gout, from); });
+    return detail::record<T, B>(
+        "sum_to", eager::sum_to(x.value(), to), {&x},
+        [from](detail::VjpContext<T, B>& c) { c.gin[0] = broadcast_to(c.gout, from); });
 }
 
 /// Repeats x along its extent-1 axes to shape `to`.
@@ -38,16 +39,18 @@ template <class T, Backend B>
 Var<T, B> broadcast_to(const Var<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     const Shape from = x.shape();
-    return detail::record<T, B>("broadcast_to", eager::broadcast_to(x.value(), to), {&x},
-                                [from](detail::VjpContext<T, B>& c) { c.gin[0] = sum_to(c.gout, from); });
+    return detail::record<T, B>(
+        "broadcast_to", eager::broadcast_to(x.value(), to), {&x},
+        [from](detail::VjpContext<T, B>& c) { c.gin[0] = sum_to(c.gout, from); });
 }
 
 template <class T, Backend B>
 Var<T, B> reshape(const Var<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     const Shape from = x.shape();
-    return detail::record<T, B>("reshape", x.value().reshape(to), {&x},
-                                [from](detail::VjpContext<T, B>& c) { c.gin[0] = reshape(c.gout, from); });
+    return detail::record<T, B>(
+        "reshape", x.value().reshape(to), {&x},
+        [from](detail::VjpContext<T, B>& c) { c.gin[0] = reshape(c.gout, from); });
 }
 
 /// Axis permutation: result.dim(j) == x.dim(perm[j]).
@@ -55,9 +58,11 @@ template <class T, Backend B>
 Var<T, B> permute(const Var<T, B>& x, const std::vector<int>& perm) {
     std::vector<int> inv(perm.size());
     auto out = eager::permute(x.value(), perm);  // validates perm
-    for (std::size_t j = 0; j < perm.size(); ++j) inv[static_cast<std::size_t>(perm[j])] = static_cast<int>(j);
-    return detail::record<T, B>("permute", std::move(out), {&x},
-                                [inv](detail::VjpContext<T, B>& c) { c.gin[0] = permute(c.gout, inv); });
+    for (std::size_t j = 0; j < perm.size(); ++j)
+        inv[static_cast<std::size_t>(perm[j])] = static_cast<int>(j);
+    return detail::record<T, B>(
+        "permute", std::move(out), {&x},
+        [inv](detail::VjpContext<T, B>& c) { c.gin[0] = permute(c.gout, inv); });
 }
 
 /// Matrix transpose.
@@ -72,8 +77,8 @@ Var<T, B> transpose(const Var<T, B>& x) {
 template <class T, Backend B>
 Var<T, B> operator+(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("add", eager::zip(a.value(), b.value(), kernel::Add{}, "add"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>("add", eager::zip(a.value(), b.value(), kernel::Add{}, "add"),
+                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
                                     if (c.needs[1]) c.gin[1] = sum_to(c.gout, sb);
                                 });
@@ -88,8 +93,8 @@ Var<T, B> operator-(const Var<T, B>& a) {
 template <class T, Backend B>
 Var<T, B> operator-(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("sub", eager::zip(a.value(), b.value(), kernel::Sub{}, "sub"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>("sub", eager::zip(a.value(), b.value(), kernel::Sub{}, "sub"),
+                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
                                     if (c.needs[1]) c.gin[1] = -sum_to(c.gout, sb);
                                 });
@@ -98,8 +103,8 @@ Var<T, B> operator-(const Var<T, B>& a, const Var<T, B>& b) {
 template <class T, Backend B>
 Var<T, B> operator*(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("mul", eager::zip(a.value(), b.value(), kernel::Mul{}, "mul"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>("mul", eager::zip(a.value(), b.value(), kernel::Mul{}, "mul"),
+                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout * c.in[1], sa);
                                     if (c.needs[1]) c.gin[1] = sum_to(c.gout * c.in[0], sb);
                                 });
@@ -108,10 +113,11 @@ Var<T, B> operator*(const Var<T, B>& a, const Var<T, B>& b) {
 template <class T, Backend B>
 Var<T, B> operator/(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("div", eager::zip(a.value(), b.value(), kernel::Div{}, "div"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>("div", eager::zip(a.value(), b.value(), kernel::Div{}, "div"),
+                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout / c.in[1], sa);
-                                    if (c.needs[1]) c.gin[1] = -sum_to(c.gout * c.out / c.in[1], sb);
+                                    if (c.needs[1])
+                                        c.gin[1] = -sum_to(c.gout * c.out / c.in[1], sb);
                                 });
 }
 
@@ -148,8 +154,9 @@ Var<T, B> operator/(const Var<T, B>& a, std::type_identity_t<T> s) {
 }
 template <class T, Backend B>
 Var<T, B> operator/(std::type_identity_t<T> s, const Var<T, B>& a) {
-    return detail::record<T, B>("rdiv_scalar", eager::map(a.value(), kernel::RDivScalar<T>{s}), {&a},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = -(c.gout * c.out / c.in[0]); });
+    return detail::record<T, B>(
+        "rdiv_scalar", eager::map(a.value(), kernel::RDivScalar<T>{s}), {&a},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = -(c.gout * c.out / c.in[0]); });
 }
 
 // ---- elementwise functions ----------------------------------------------------------------------
@@ -166,14 +173,16 @@ Var<T, B> log(const Var<T, B>& x) {
 }
 template <class T, Backend B>
 Var<T, B> sqrt(const Var<T, B>& x) {
-    return detail::record<T, B>("sqrt", eager::map(x.value(), kernel::Sqrt{}), {&x},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.out * T(0.5); });
+    return detail::record<T, B>(
+        "sqrt", eager::map(x.value(), kernel::Sqrt{}), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.out * T(0.5); });
 }
 /// x^p for a constant exponent p.
 template <class T, Backend B>
 Var<T, B> pow(const Var<T, B>& x, std::type_identity_t<T> p) {
-    return detail::record<T, B>("pow", eager::map(x.value(), kernel::PowScalar<T>{p}), {&x},
-                                [p](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * pow(c.in[0], p - T(1)) * p; });
+    return detail::record<T, B>(
+        "pow", eager::map(x.value(), kernel::PowScalar<T>{p}), {&x},
+        [p](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * pow(c.in[0], p - T(1)) * p; });
 }
 template <class T, Backend B>
 Var<T, B> square(const Var<T, B>& x) {
@@ -181,26 +190,29 @@ Var<T, B> square(const Var<T, B>& x) {
 }
 template <class T, Backend B>
 Var<T, B> relu(const Var<T, B>& x) {
-    return detail::record<T, B>("relu", eager::map(x.value(), kernel::Relu{}), {&x},
-                                [](detail::VjpContext<T, B>& c) {
-                                    c.gin[0] = c.gout * Var<T, B>(eager::map(c.in[0].value(), kernel::Step{}));
-                                });
+    return detail::record<T, B>(
+        "relu", eager::map(x.value(), kernel::Relu{}), {&x}, [](detail::VjpContext<T, B>& c) {
+            c.gin[0] = c.gout * Var<T, B>(eager::map(c.in[0].value(), kernel::Step{}));
+        });
 }
 template <class T, Backend B>
 Var<T, B> sigmoid(const Var<T, B>& x) {
-    return detail::record<T, B>("sigmoid", eager::map(x.value(), kernel::Sigmoid{}), {&x},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out * (T(1) - c.out); });
+    return detail::record<T, B>(
+        "sigmoid", eager::map(x.value(), kernel::Sigmoid{}), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out * (T(1) - c.out); });
 }
 template <class T, Backend B>
 Var<T, B> tanh(const Var<T, B>& x) {
-    return detail::record<T, B>("tanh", eager::map(x.value(), kernel::Tanh{}), {&x},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * (T(1) - c.out * c.out); });
+    return detail::record<T, B>(
+        "tanh", eager::map(x.value(), kernel::Tanh{}), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * (T(1) - c.out * c.out); });
 }
 /// log(1 + exp(x)), computed without overflow.
 template <class T, Backend B>
 Var<T, B> softplus(const Var<T, B>& x) {
-    return detail::record<T, B>("softplus", eager::map(x.value(), kernel::Softplus{}), {&x},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * sigmoid(c.in[0]); });
+    return detail::record<T, B>(
+        "softplus", eager::map(x.value(), kernel::Softplus{}), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * sigmoid(c.in[0]); });
 }
 
 // ---- reductions -----------------------------------------------------------------------------
@@ -236,30 +248,33 @@ Var<T, B> max_detached(const Var<T, B>& x, int axis, bool keepdim = false) {
     return Var<T, B>(eager::max_to(x.value(), kept).reshape(out));
 }
 
-// ---- linear algebra ------------------------------------------------------------------------------
+// ---- linear algebra
+// ------------------------------------------------------------------------------
 
 /// op(a) · op(b), with op the transpose when ta / tb is set.
 template <class T, Backend B>
 Var<T, B> matmul(const Var<T, B>& a, const Var<T, B>& b, bool ta = false, bool tb = false) {
-    return detail::record<T, B>("matmul", eager::matmul(a.value(), b.value(), ta, tb), {&a, &b},
-                                [ta, tb](detail::VjpContext<T, B>& c) {
-                                    const auto &A = c.in[0], &Bm = c.in[1], &g = c.gout;
-                                    if (c.needs[0]) {
-                                        if (!ta)
-                                            c.gin[0] = tb ? matmul(g, Bm) : matmul(g, Bm, false, true);
-                                        else
-                                            c.gin[0] = tb ? matmul(Bm, g, true, true) : matmul(Bm, g, false, true);
-                                    }
-                                    if (c.needs[1]) {
-                                        if (!tb)
-                                            c.gin[1] = ta ? matmul(A, g) : matmul(A, g, true, false);
-                                        else
-                                            c.gin[1] = ta ? matmul(g, A, true, true) : matmul(g, A, true, false);
-                                    }
-                                });
+    return detail::record<T, B>(
+        "matmul", eager::matmul(a.value(), b.value(), ta, tb), {&a, &b},
+        [ta, tb](detail::VjpContext<T, B>& c) {
+            const auto &A = c.in[0], &Bm = c.in[1], &g = c.gout;
+            if (c.needs[0]) {
+                if (!ta)
+                    c.gin[0] = tb ? matmul(g, Bm) : matmul(g, Bm, false, true);
+                else
+                    c.gin[0] = tb ? matmul(Bm, g, true, true) : matmul(Bm, g, false, true);
+            }
+            if (c.needs[1]) {
+                if (!tb)
+                    c.gin[1] = ta ? matmul(A, g) : matmul(A, g, true, false);
+                else
+                    c.gin[1] = ta ? matmul(g, A, true, true) : matmul(g, A, true, false);
+            }
+        });
 }
 
-// ---- indexing -------------------------------------------------------------------------------------
+// ---- indexing
+// -------------------------------------------------------------------------------------
 
 template <class T, Backend B>
 Var<T, B> scatter_add_rows(const Var<T, B>& g, const IndexTensor<B>& idx, index_t rows);
@@ -276,8 +291,9 @@ Var<T, B> gather_rows(const Var<T, B>& x, const IndexTensor<B>& idx) {
 /// A tensor of `rows` rows where row r sums the rows i of g with idx[i] == r.
 template <class T, Backend B>
 Var<T, B> scatter_add_rows(const Var<T, B>& g, const IndexTensor<B>& idx, index_t rows) {
-    return detail::record<T, B>("scatter_add_rows", eager::scatter_add_rows(g.value(), idx, rows), {&g},
-                                [idx](detail::VjpContext<T, B>& c) { c.gin[0] = gather_rows(c.gout, idx); });
+    return detail::record<T, B>(
+        "scatter_add_rows", eager::scatter_add_rows(g.value(), idx, rows), {&g},
+        [idx](detail::VjpContext<T, B>& c) { c.gin[0] = gather_rows(c.gout, idx); });
 }
 
 template <class T, Backend B>
@@ -287,8 +303,9 @@ Var<T, B> unpick(const Var<T, B>& g, const IndexTensor<B>& y, index_t cols);
 template <class T, Backend B>
 Var<T, B> pick(const Var<T, B>& x, const IndexTensor<B>& y) {
     const index_t cols = x.rank() == 2 ? x.dim(1) : 0;
-    return detail::record<T, B>("pick", eager::pick(x.value(), y), {&x},
-                                [y, cols](detail::VjpContext<T, B>& c) { c.gin[0] = unpick(c.gout, y, cols); });
+    return detail::record<T, B>(
+        "pick", eager::pick(x.value(), y), {&x},
+        [y, cols](detail::VjpContext<T, B>& c) { c.gin[0] = unpick(c.gout, y, cols); });
 }
 /// The [n, cols] matrix with g[i] at (i, y[i]) and zeros elsewhere.
 template <class T, Backend B>
@@ -297,15 +314,15 @@ Var<T, B> unpick(const Var<T, B>& g, const IndexTensor<B>& y, index_t cols) {
                                 [y](detail::VjpContext<T, B>& c) { c.gin[0] = pick(c.gout, y); });
 }
 
-// ---- softmax and losses --------------------------------------------------------------------------
+// ---- softmax and losses
+// --------------------------------------------------------------------------
 
 /// Row-wise log-softmax of an [n, c] matrix of scores.
 template <class T, Backend B>
 Var<T, B> log_softmax(const Var<T, B>& x) {
-    return detail::record<T, B>("log_softmax", eager::log_softmax_rows(x.value()), {&x},
-                                [](detail::VjpContext<T, B>& c) {
-                                    c.gin[0] = c.gout - exp(c.out) * sum(c.gout, 1, true);
-                                });
+    return detail::record<T, B>(
+        "log_softmax", eager::log_softmax_rows(x.value()), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout - exp(c.out) * sum(c.gout, 1, true); });
 }
 template <class T, Backend B>
 Var<T, B> softmax(const Var<T, B>& x) {

@@ -32,11 +32,11 @@ inline bool& grad_mode() {
 
 template <class T, Backend B>
 struct VjpContext {
-    std::array<Var<T, B>, 3> in;  // the inputs (on the tape when create_graph is on)
-    Var<T, B> out;                // this node's output
-    Var<T, B> gout;               // the gradient flowing into the output
-    std::array<bool, 3> needs{};  // which inputs need a gradient
-    std::array<Var<T, B>, 3> gin; // set by the rule for every input that needs one
+    std::array<Var<T, B>, 3> in;   // the inputs (on the tape when create_graph is on)
+    Var<T, B> out;                 // this node's output
+    Var<T, B> gout;                // the gradient flowing into the output
+    std::array<bool, 3> needs{};   // which inputs need a gradient
+    std::array<Var<T, B>, 3> gin;  // set by the rule for every input that needs one
 };
 
 template <class T, Backend B>
@@ -73,13 +73,13 @@ TapeData<T, B>*& current_tape() {
 
 /// Turns recording off for its lifetime (like torch.no_grad); ops then give constants.
 class NoGradGuard {
-public:
+  public:
     NoGradGuard() : prev_(detail::grad_mode()) { detail::grad_mode() = false; }
     ~NoGradGuard() { detail::grad_mode() = prev_; }
     NoGradGuard(const NoGradGuard&) = delete;
     NoGradGuard& operator=(const NoGradGuard&) = delete;
 
-private:
+  private:
     bool prev_;
 };
 
@@ -90,7 +90,7 @@ inline bool grad_enabled() { return detail::grad_mode(); }
 /// gradient — the tape node that produced it.
 template <class T, Backend B>
 class Var {
-public:
+  public:
     using value_type = T;
     using backend = B;
     using tensor_type = Tensor<T, B>;
@@ -98,7 +98,8 @@ public:
     /// An undefined Var (no value); `defined()` is false.
     Var() = default;
     /// A constant: it never needs a gradient.
-    Var(tensor_type value) : value_(std::move(value)), defined_(true) {}  // NOLINT: implicit by design
+    Var(tensor_type value)
+        : value_(std::move(value)), defined_(true) {}  // NOLINT: implicit by design
 
     [[nodiscard]] bool defined() const { return defined_; }
     [[nodiscard]] const tensor_type& value() const { return value_; }
@@ -121,7 +122,7 @@ public:
     Var(tensor_type value, std::shared_ptr<detail::TapeData<T, B>> tape, index_t id)
         : value_(std::move(value)), tape_(std::move(tape)), id_(id), defined_(true) {}
 
-private:
+  private:
     tensor_type value_;
     std::shared_ptr<detail::TapeData<T, B>> tape_;
     index_t id_ = -1;
@@ -133,8 +134,9 @@ private:
 /// nodes when it goes out of scope. Scopes nest; each thread has its own.
 template <class T, Backend B>
 class Tape {
-public:
-    Tape() : data_(std::make_shared<detail::TapeData<T, B>>()), prev_(detail::current_tape<T, B>()) {
+  public:
+    Tape()
+        : data_(std::make_shared<detail::TapeData<T, B>>()), prev_(detail::current_tape<T, B>()) {
         detail::current_tape<T, B>() = data_.get();
     }
     ~Tape() {
@@ -158,11 +160,11 @@ public:
     /// Number of nodes recorded so far.
     [[nodiscard]] std::size_t size() const { return data_->nodes.size(); }
 
-private:
+  private:
     std::shared_ptr<detail::TapeData<T, B>> data_;
     detail::TapeData<T, B>* prev_;
 
-public:
+  public:
     /// Internal.
     const std::shared_ptr<detail::TapeData<T, B>>& data() const { return data_; }
 };
@@ -184,16 +186,17 @@ namespace detail {
 /// mode is on and some input is on a tape, the result becomes a node there with rule `vjp`;
 /// otherwise it is a constant.
 template <class T, Backend B>
-Var<T, B> record(const char* name, Tensor<T, B> value, std::initializer_list<const Var<T, B>*> inputs,
-                 VjpFn<T, B> vjp) {
+Var<T, B> record(const char* name, Tensor<T, B> value,
+                 std::initializer_list<const Var<T, B>*> inputs, VjpFn<T, B> vjp) {
     if (!grad_mode()) return Var<T, B>(std::move(value));
     const std::shared_ptr<TapeData<T, B>>* tape = nullptr;
     for (const Var<T, B>* v : inputs) {
         const auto& t = v->tape_data();
         if (!t || v->node_id() < 0) continue;
         if (t->released)
-            throw TapeError(std::string(name) + ": an operand belongs to a tape that was released "
-                                                "(a Var used after its Tape scope ended)");
+            throw TapeError(std::string(name) +
+                            ": an operand belongs to a tape that was released "
+                            "(a Var used after its Tape scope ended)");
         if (tape && tape->get() != t.get())
             throw TapeError(std::string(name) + ": operands belong to different tapes");
         tape = &t;

@@ -19,7 +19,7 @@
 namespace l2rw {
 
 class HostPool {
-public:
+  public:
     static HostPool& instance() {
         static HostPool* pool = new HostPool();  // never destroyed: buffers may outlive statics
         return *pool;
@@ -85,7 +85,7 @@ public:
     static constexpr std::size_t alignment = 64;
     static constexpr std::size_t min_cached = std::size_t(1) << 20;
 
-private:
+  private:
     HostPool() = default;
     static std::size_t round(std::size_t b) {
         // Small blocks to the alignment; large ones to 64 KiB so near sizes share a bucket.
@@ -102,10 +102,11 @@ private:
 /// A fixed-size, uninitialised host array from the HostPool.
 template <class T>
 class HostBuffer {
-public:
+  public:
     HostBuffer() = default;
     explicit HostBuffer(std::size_t n)
-        : data_(n ? static_cast<T*>(HostPool::instance().allocate(n * sizeof(T))) : nullptr), size_(n) {}
+        : data_(n ? static_cast<T*>(HostPool::instance().allocate(n * sizeof(T))) : nullptr),
+          size_(n) {}
     ~HostBuffer() { reset(); }
     HostBuffer(const HostBuffer&) = delete;
     HostBuffer& operator=(const HostBuffer&) = delete;
@@ -132,7 +133,7 @@ public:
     const T* begin() const { return data_; }
     const T* end() const { return data_ + size_; }
 
-private:
+  private:
     void reset() {
         if (data_) HostPool::instance().deallocate(data_, size_ * sizeof(T));
         data_ = nullptr;

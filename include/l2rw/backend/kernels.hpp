@@ -17,28 +17,40 @@ namespace l2rw::kernel {
 
 struct Neg {
     template <class T>
-    L2RW_HD T operator()(T x) const { return -x; }
+    L2RW_HD T operator()(T x) const {
+        return -x;
+    }
 };
 struct Exp {
     template <class T>
-    L2RW_HD T operator()(T x) const { return std::exp(x); }
+    L2RW_HD T operator()(T x) const {
+        return std::exp(x);
+    }
 };
 struct Log {
     template <class T>
-    L2RW_HD T operator()(T x) const { return std::log(x); }
+    L2RW_HD T operator()(T x) const {
+        return std::log(x);
+    }
 };
 struct Sqrt {
     template <class T>
-    L2RW_HD T operator()(T x) const { return std::sqrt(x); }
+    L2RW_HD T operator()(T x) const {
+        return std::sqrt(x);
+    }
 };
 struct Relu {
     template <class T>
-    L2RW_HD T operator()(T x) const { return x > T(0) ? x : T(0); }
+    L2RW_HD T operator()(T x) const {
+        return x > T(0) ? x : T(0);
+    }
 };
 /// 1 where x > 0, else 0: the derivative of relu (and of max-pool's winner mask).
 struct Step {
     template <class T>
-    L2RW_HD T operator()(T x) const { return x > T(0) ? T(1) : T(0); }
+    L2RW_HD T operator()(T x) const {
+        return x > T(0) ? T(1) : T(0);
+    }
 };
 struct Sigmoid {
     template <class T>
@@ -51,7 +63,9 @@ struct Sigmoid {
 };
 struct Tanh {
     template <class T>
-    L2RW_HD T operator()(T x) const { return std::tanh(x); }
+    L2RW_HD T operator()(T x) const {
+        return std::tanh(x);
+    }
 };
 /// log(1 + exp(x)) without overflow.
 struct Softplus {
@@ -89,23 +103,33 @@ struct Fill {
 
 struct Add {
     template <class T>
-    L2RW_HD T operator()(T a, T b) const { return a + b; }
+    L2RW_HD T operator()(T a, T b) const {
+        return a + b;
+    }
 };
 struct Sub {
     template <class T>
-    L2RW_HD T operator()(T a, T b) const { return a - b; }
+    L2RW_HD T operator()(T a, T b) const {
+        return a - b;
+    }
 };
 struct Mul {
     template <class T>
-    L2RW_HD T operator()(T a, T b) const { return a * b; }
+    L2RW_HD T operator()(T a, T b) const {
+        return a * b;
+    }
 };
 struct Div {
     template <class T>
-    L2RW_HD T operator()(T a, T b) const { return a / b; }
+    L2RW_HD T operator()(T a, T b) const {
+        return a / b;
+    }
 };
 struct Max {
     template <class T>
-    L2RW_HD T operator()(T a, T b) const { return a > b ? a : b; }
+    L2RW_HD T operator()(T a, T b) const {
+        return a > b ? a : b;
+    }
 };
 
 // ---- index helpers ----------------------------------------------------------------------
@@ -153,7 +177,8 @@ struct ZipBroadcast {
     index_t sa[max_rank];
     index_t sb[max_rank];
     L2RW_HD void operator()(index_t row) const {
-        const index_t oa = strided_offset(row * dims[3], dims, sa), ob = strided_offset(row * dims[3], dims, sb);
+        const index_t oa = strided_offset(row * dims[3], dims, sa),
+                      ob = strided_offset(row * dims[3], dims, sb);
         T* o = out + row * dims[3];
         for (index_t j = 0; j < dims[3]; ++j) o[j] = op(a[oa + j * sa[3]], b[ob + j * sb[3]]);
     }

@@ -9,10 +9,10 @@ namespace l2rw::kernel {
 
 /// Geometry of a 2-d window sweep (convolution or pooling) over an NCHW tensor.
 struct Window2d {
-    index_t n, c, h, w;     // input
-    index_t kh, kw;         // window
-    index_t stride, pad;    // same along both axes
-    index_t oh, ow;         // output
+    index_t n, c, h, w;   // input
+    index_t kh, kw;       // window
+    index_t stride, pad;  // same along both axes
+    index_t oh, ow;       // output
     L2RW_HD index_t kk() const { return c * kh * kw; }
 };
 
@@ -176,8 +176,8 @@ struct AvgPoolAdjoint {
 /// Residual "option A" shortcut: subsample by `stride` and zero-pad channels on both sides.
 /// out[n, c, h, w] = x[n, c - before, h*s, w*s] for c in [before, before + C), else 0.
 struct ShortcutGeo {
-    index_t n, c, h, w;   // input
-    index_t oc, oh, ow;   // output
+    index_t n, c, h, w;  // input
+    index_t oc, oh, ow;  // output
     index_t stride, before;
 };
 template <class T>
@@ -189,7 +189,9 @@ struct ShortcutPad {
         const index_t w = e % g.ow, h = (e / g.ow) % g.oh, c = (e / (g.ow * g.oh)) % g.oc,
                       n = e / (g.ow * g.oh * g.oc);
         const index_t ci = c - g.before;
-        out[e] = (ci >= 0 && ci < g.c) ? x[((n * g.c + ci) * g.h + h * g.stride) * g.w + w * g.stride] : T(0);
+        out[e] = (ci >= 0 && ci < g.c)
+                     ? x[((n * g.c + ci) * g.h + h * g.stride) * g.w + w * g.stride]
+                     : T(0);
     }
 };
 /// The adjoint of ShortcutPad, over the input's elements.
@@ -199,7 +201,8 @@ struct ShortcutPadAdjoint {
     T* x;
     ShortcutGeo g;
     L2RW_HD void operator()(index_t e) const {
-        const index_t w = e % g.w, h = (e / g.w) % g.h, c = (e / (g.w * g.h)) % g.c, n = e / (g.w * g.h * g.c);
+        const index_t w = e % g.w, h = (e / g.w) % g.h, c = (e / (g.w * g.h)) % g.c,
+                      n = e / (g.w * g.h * g.c);
         if (h % g.stride || w % g.stride || h / g.stride >= g.oh || w / g.stride >= g.ow) {
             x[e] = T(0);
             return;

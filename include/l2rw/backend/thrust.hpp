@@ -100,8 +100,8 @@ struct Thrust {
     static void gemm(bool ta, bool tb, index_t m, index_t n, index_t k, const T* a, const T* b,
                      T* c, bool accumulate) {
         // op(A)[i, p]: stored A is [m, k] (rs = k, cs = 1) or, transposed, [k, m] (rs = 1, cs = m).
-        kernel::GemmNaive<T> g{a,           b,           c,           n,       k,
-                               ta ? 1 : k,  ta ? m : 1,  tb ? 1 : n,  tb ? k : 1, accumulate};
+        kernel::GemmNaive<T> g{a,          b,          c,          n,          k,
+                               ta ? 1 : k, ta ? m : 1, tb ? 1 : n, tb ? k : 1, accumulate};
         for_each(m * n, g);
     }
 

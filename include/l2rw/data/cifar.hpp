@@ -41,25 +41,29 @@ inline Dataset load_cifar(const std::vector<std::string>& files, CifarKind kind)
     ds.classes = classes;
     for (const std::string& path : files) {
         const std::vector<std::uint8_t> b = read_file(path);
-        if (b.empty()) throw DataError(path + ": empty file (0 bytes, want " + std::to_string(record) + "-byte records)");
+        if (b.empty())
+            throw DataError(path + ": empty file (0 bytes, want " + std::to_string(record) +
+                            "-byte records)");
         if (b.size() % record != 0) {
             const std::size_t start = b.size() / record * record;
-            throw DataError(path + ": " + std::to_string(b.size()) + " bytes is not a whole number of " +
-                            std::to_string(record) + "-byte records: partial record of " +
-                            std::to_string(b.size() - start) + " bytes at byte " + std::to_string(start));
+            throw DataError(path + ": " + std::to_string(b.size()) +
+                            " bytes is not a whole number of " + std::to_string(record) +
+                            "-byte records: partial record of " + std::to_string(b.size() - start) +
+                            " bytes at byte " + std::to_string(start));
         }
         const std::size_t count = b.size() / record;
         ds.images.reserve(ds.images.size() + count * pixels);
         for (std::size_t r = 0; r < count; ++r) {
             const std::size_t at = r * record;
             if (kind == CifarKind::cifar100 && b[at] >= 20)
-                throw DataError(path + ": coarse label " + std::to_string(b[at]) + " at byte " + std::to_string(at) +
-                                " is outside [0, 19]");
+                throw DataError(path + ": coarse label " + std::to_string(b[at]) + " at byte " +
+                                std::to_string(at) + " is outside [0, 19]");
             const std::size_t label_at = at + label_bytes - 1;
             const index_t y = b[label_at];
             if (y >= classes)
-                throw DataError(path + ": " + (kind == CifarKind::cifar100 ? "fine " : "") + "label " +
-                                std::to_string(y) + " at byte " + std::to_string(label_at) + " is outside [0, " +
+                throw DataError(path + ": " + (kind == CifarKind::cifar100 ? "fine " : "") +
+                                "label " + std::to_string(y) + " at byte " +
+                                std::to_string(label_at) + " is outside [0, " +
                                 std::to_string(classes - 1) + "]");
             ds.labels.push_back(y);
             for (std::size_t k = 0; k < pixels; ++k)
@@ -74,7 +78,8 @@ inline Dataset load_cifar(const std::vector<std::string>& files, CifarKind kind)
 namespace detail {
 
 /// `dir` itself when it holds `probe`, else `dir/sub` when that does, else `dir`.
-inline std::filesystem::path cifar_dir(const std::filesystem::path& dir, const char* sub, const char* probe) {
+inline std::filesystem::path cifar_dir(const std::filesystem::path& dir, const char* sub,
+                                       const char* probe) {
     std::error_code ec;
     if (std::filesystem::exists(dir / probe, ec)) return dir;
     if (std::filesystem::exists(dir / sub / probe, ec)) return dir / sub;
@@ -86,10 +91,12 @@ inline std::filesystem::path cifar_dir(const std::filesystem::path& dir, const c
 /// CIFAR-10 from `dir` (or its subfolder cifar-10-batches-bin): data_batch_1..5.bin for
 /// training (50000 images), test_batch.bin for testing (10000).
 inline Dataset load_cifar10(const std::string& dir, bool train = true) {
-    const auto d = detail::cifar_dir(dir, "cifar-10-batches-bin", train ? "data_batch_1.bin" : "test_batch.bin");
+    const auto d = detail::cifar_dir(dir, "cifar-10-batches-bin",
+                                     train ? "data_batch_1.bin" : "test_batch.bin");
     std::vector<std::string> files;
     if (train)
-        for (int i = 1; i <= 5; ++i) files.push_back((d / ("data_batch_" + std::to_string(i) + ".bin")).string());
+        for (int i = 1; i <= 5; ++i)
+            files.push_back((d / ("data_batch_" + std::to_string(i) + ".bin")).string());
     else
         files.push_back((d / "test_batch.bin").string());
     return load_cifar(files, CifarKind::cifar10);

@@ -29,8 +29,8 @@ namespace l2rw::data {
 /// every transform carry it along, so two datasets cut from one source can be checked
 /// for overlap.
 struct Dataset {
-    std::vector<float> images;          ///< n×c×h×w, row-major; uint8 sources are scaled to [0, 1]
-    std::vector<index_t> labels;        ///< n labels in [0, classes)
+    std::vector<float> images;    ///< n×c×h×w, row-major; uint8 sources are scaled to [0, 1]
+    std::vector<index_t> labels;  ///< n labels in [0, classes)
     index_t n = 0, c = 0, h = 0, w = 0;
     index_t classes = 0;
     std::vector<bool> noisy;            ///< empty, or n flags: label i was corrupted
@@ -43,9 +43,12 @@ struct Dataset {
 
     /// The true label of example i (the observed one when no noise was applied).
     [[nodiscard]] index_t clean_label(index_t i) const {
-        return clean_labels.empty() ? labels[static_cast<std::size_t>(i)] : clean_labels[static_cast<std::size_t>(i)];
+        return clean_labels.empty() ? labels[static_cast<std::size_t>(i)]
+                                    : clean_labels[static_cast<std::size_t>(i)];
     }
-    [[nodiscard]] bool is_noisy(index_t i) const { return !noisy.empty() && noisy[static_cast<std::size_t>(i)]; }
+    [[nodiscard]] bool is_noisy(index_t i) const {
+        return !noisy.empty() && noisy[static_cast<std::size_t>(i)];
+    }
 
     [[nodiscard]] std::span<const float> image(index_t i) const {
         return {images.data() + i * image_size(), static_cast<std::size_t>(image_size())};
@@ -82,8 +85,8 @@ struct Dataset {
         for (std::size_t k = 0; k < indices.size(); ++k) {
             const index_t i = indices[k];
             if (i < 0 || i >= n)
-                throw ValueError("Dataset::subset: index " + std::to_string(i) + " (position " + std::to_string(k) +
-                                 ") is outside [0, " + std::to_string(n) + ")");
+                throw ValueError("Dataset::subset: index " + std::to_string(i) + " (position " +
+                                 std::to_string(k) + ") is outside [0, " + std::to_string(n) + ")");
             const auto ui = static_cast<std::size_t>(i);
             std::copy_n(images.begin() + static_cast<std::ptrdiff_t>(ui * sz), sz,
                         out.images.begin() + static_cast<std::ptrdiff_t>(k * sz));
@@ -109,18 +112,21 @@ struct Dataset {
         auto fail = [&](const std::string& what) { throw ValueError(w0 + ": " + what); };
         if (n < 0 || c < 0 || h < 0 || w < 0) fail("negative size");
         if (static_cast<index_t>(images.size()) != n * image_size())
-            fail(std::to_string(images.size()) + " pixel values for " + std::to_string(n) + " images of " +
-                 std::to_string(c) + "x" + std::to_string(h) + "x" + std::to_string(w));
+            fail(std::to_string(images.size()) + " pixel values for " + std::to_string(n) +
+                 " images of " + std::to_string(c) + "x" + std::to_string(h) + "x" +
+                 std::to_string(w));
         if (static_cast<index_t>(labels.size()) != n)
             fail(std::to_string(labels.size()) + " labels for " + std::to_string(n) + " images");
         if (static_cast<index_t>(origin.size()) != n)
-            fail(std::to_string(origin.size()) + " origin rows for " + std::to_string(n) + " images");
-        if (noisy.size() != clean_labels.size() || (!noisy.empty() && static_cast<index_t>(noisy.size()) != n))
+            fail(std::to_string(origin.size()) + " origin rows for " + std::to_string(n) +
+                 " images");
+        if (noisy.size() != clean_labels.size() ||
+            (!noisy.empty() && static_cast<index_t>(noisy.size()) != n))
             fail("noise flags and clean labels must both be empty or both hold n entries");
         for (std::size_t i = 0; i < labels.size(); ++i)
             if (labels[i] < 0 || labels[i] >= classes)
-                fail("label " + std::to_string(labels[i]) + " of example " + std::to_string(i) + " is outside [0, " +
-                     std::to_string(classes) + ")");
+                fail("label " + std::to_string(labels[i]) + " of example " + std::to_string(i) +
+                     " is outside [0, " + std::to_string(classes) + ")");
     }
 };
 
@@ -157,8 +163,8 @@ Batch<T, B> to_batch(const Dataset& ds, std::span<const index_t> indices) {
     for (std::size_t j = 0; j < indices.size(); ++j) {
         const index_t i = indices[j];
         if (i < 0 || i >= ds.n)
-            throw ValueError("to_batch: index " + std::to_string(i) + " (position " + std::to_string(j) +
-                             ") is outside [0, " + std::to_string(ds.n) + ")");
+            throw ValueError("to_batch: index " + std::to_string(i) + " (position " +
+                             std::to_string(j) + ") is outside [0, " + std::to_string(ds.n) + ")");
         const auto img = ds.image(i);
         std::transform(img.begin(), img.end(), x.begin() + static_cast<std::ptrdiff_t>(j * sz),
                        [](float v) { return static_cast<T>(v); });

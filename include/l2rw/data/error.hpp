@@ -9,7 +9,7 @@ namespace l2rw {
 /// names the file and, whenever the problem sits at a place in the file, the byte offset
 /// ("<path>: truncated: expected 60008 bytes, file ends at byte 5000").
 class DataError : public Error {
-public:
+  public:
     using Error::Error;
 };
 

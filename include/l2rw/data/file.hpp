@@ -21,7 +21,9 @@ namespace l2rw::data {
 
 namespace detail {
 
-inline std::string errno_text(int e) { return e ? std::string(std::strerror(e)) : std::string("unknown error"); }
+inline std::string errno_text(int e) {
+    return e ? std::string(std::strerror(e)) : std::string("unknown error");
+}
 
 /// True when the file at `path` begins with the gzip magic 1f 8b.
 inline bool is_gzip(const std::string& path) {
@@ -56,7 +58,8 @@ inline std::vector<std::uint8_t> read_raw(const std::string& path) {
     const int e = errno;
     std::fclose(f);
     if (failed)
-        throw DataError(path + ": read error at byte " + std::to_string(out.size()) + " (" + errno_text(e) + ")");
+        throw DataError(path + ": read error at byte " + std::to_string(out.size()) + " (" +
+                        errno_text(e) + ")");
     return out;
 }
 
@@ -94,8 +97,8 @@ inline std::vector<std::uint8_t> read_gzip(const std::string& path) {
     const std::string text = gz_message(f, path, zerr);
     gzclose(f);
     if (zerr != Z_OK)
-        throw DataError(path + ": gzip stream is damaged or cut short after byte " + std::to_string(out.size()) +
-                        " of the decompressed data (" + text + ")");
+        throw DataError(path + ": gzip stream is damaged or cut short after byte " +
+                        std::to_string(out.size()) + " of the decompressed data (" + text + ")");
     return out;
 }
 

@@ -32,27 +32,29 @@ inline std::string hex32(std::uint32_t v) {
 }
 
 inline std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at) {
-    return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) | (std::uint32_t{b[at + 2]} << 8) |
-           std::uint32_t{b[at + 3]};
+    return (std::uint32_t{b[at]} << 24) | (std::uint32_t{b[at + 1]} << 16) |
+           (std::uint32_t{b[at + 2]} << 8) | std::uint32_t{b[at + 3]};
 }
 
 /// Checks the file holds exactly `expected` bytes.
-inline void check_idx_size(const std::string& path, std::size_t have, std::uint64_t expected, const char* what) {
+inline void check_idx_size(const std::string& path, std::size_t have, std::uint64_t expected,
+                           const char* what) {
     if (have < expected)
-        throw DataError(path + ": truncated: expected " + std::to_string(expected) + " bytes (" + what +
-                        "), file ends at byte " + std::to_string(have));
+        throw DataError(path + ": truncated: expected " + std::to_string(expected) + " bytes (" +
+                        what + "), file ends at byte " + std::to_string(have));
     if (have > expected)
-        throw DataError(path + ": trailing bytes: expected " + std::to_string(expected) + " bytes (" + what + "), " +
-                        std::to_string(have - expected) + " more bytes follow from byte " + std::to_string(expected));
+        throw DataError(path + ": trailing bytes: expected " + std::to_string(expected) +
+                        " bytes (" + what + "), " + std::to_string(have - expected) +
+                        " more bytes follow from byte " + std::to_string(expected));
 }
 
-inline void check_idx_magic(const std::string& path, const std::vector<std::uint8_t>& b, std::uint32_t want,
-                            const char* kind) {
+inline void check_idx_magic(const std::string& path, const std::vector<std::uint8_t>& b,
+                            std::uint32_t want, const char* kind) {
     if (b.size() < 4) check_idx_size(path, b.size(), 4, "the 4-byte magic number");
     const std::uint32_t magic = be32(b, 0);
     if (magic != want)
-        throw DataError(path + ": bad magic " + hex32(magic) + " at byte 0 (want " + hex32(want) + " for " + kind +
-                        ")");
+        throw DataError(path + ": bad magic " + hex32(magic) + " at byte 0 (want " + hex32(want) +
+                        " for " + kind + ")");
 }
 
 }  // namespace detail
@@ -67,8 +69,10 @@ struct IdxImages {
 inline IdxImages read_idx_images(const std::string& path) {
     std::vector<std::uint8_t> b = read_file(path);
     detail::check_idx_magic(path, b, 0x00000803u, "images");
-    if (b.size() < 16) detail::check_idx_size(path, b.size(), 16, "the 16-byte header of an image file");
-    const std::uint64_t n = detail::be32(b, 4), rows = detail::be32(b, 8), cols = detail::be32(b, 12);
+    if (b.size() < 16)
+        detail::check_idx_size(path, b.size(), 16, "the 16-byte header of an image file");
+    const std::uint64_t n = detail::be32(b, 4), rows = detail::be32(b, 8),
+                        cols = detail::be32(b, 12);
     if (rows == 0 || cols == 0)
         throw DataError(path + ": image size " + std::to_string(rows) + "x" + std::to_string(cols) +
                         " (bytes 8..15) has a zero dimension");
@@ -77,8 +81,8 @@ inline IdxImages read_idx_images(const std::string& path) {
                         " (bytes 8..15) is implausibly large");
     const std::uint64_t expected = 16 + n * rows * cols;
     detail::check_idx_size(path, b.size(), expected,
-                           ("16-byte header + " + std::to_string(n) + " images of " + std::to_string(rows) + "x" +
-                            std::to_string(cols))
+                           ("16-byte header + " + std::to_string(n) + " images of " +
+                            std::to_string(rows) + "x" + std::to_string(cols))
                                .c_str());
     IdxImages out;
     out.n = static_cast<index_t>(n);
@@ -94,15 +98,18 @@ inline IdxImages read_idx_images(const std::string& path) {
 inline std::vector<index_t> read_idx_labels(const std::string& path, index_t max_label = 9) {
     const std::vector<std::uint8_t> b = read_file(path);
     detail::check_idx_magic(path, b, 0x00000801u, "labels");
-    if (b.size() < 8) detail::check_idx_size(path, b.size(), 8, "the 8-byte header of a label file");
+    if (b.size() < 8)
+        detail::check_idx_size(path, b.size(), 8, "the 8-byte header of a label file");
     const std::uint64_t n = detail::be32(b, 4);
-    detail::check_idx_size(path, b.size(), 8 + n, ("8-byte header + " + std::to_string(n) + " labels").c_str());
+    detail::check_idx_size(path, b.size(), 8 + n,
+                           ("8-byte header + " + std::to_string(n) + " labels").c_str());
     std::vector<index_t> labels(static_cast<std::size_t>(n));
     for (std::size_t i = 0; i < labels.size(); ++i) {
         const index_t y = b[8 + i];
         if (y > max_label)
-            throw DataError(path + ": label " + std::to_string(y) + " at byte " + std::to_string(8 + i) +
-                            " is outside [0, " + std::to_string(max_label) + "]");
+            throw DataError(path + ": label " + std::to_string(y) + " at byte " +
+                            std::to_string(8 + i) + " is outside [0, " + std::to_string(max_label) +
+                            "]");
         labels[i] = y;
     }
     return labels;
@@ -110,14 +117,17 @@ inline std::vector<index_t> read_idx_labels(const std::string& path, index_t max
 
 /// Loads an IDX image file and its label file as a Dataset of [n, 1, rows, cols] images in
 /// [0, 1] with `max_label + 1` classes.
-inline Dataset load_idx(const std::string& images_path, const std::string& labels_path, index_t max_label = 9) {
+inline Dataset load_idx(const std::string& images_path, const std::string& labels_path,
+                        index_t max_label = 9) {
     if (max_label < 0 || max_label > 255)
-        throw ValueError("load_idx: max_label " + std::to_string(max_label) + " is outside [0, 255]");
+        throw ValueError("load_idx: max_label " + std::to_string(max_label) +
+                         " is outside [0, 255]");
     IdxImages img = read_idx_images(images_path);
     std::vector<index_t> labels = read_idx_labels(labels_path, max_label);
     if (static_cast<index_t>(labels.size()) != img.n)
-        throw DataError(images_path + " declares " + std::to_string(img.n) + " images (count at byte 4) but " +
-                        labels_path + " declares " + std::to_string(labels.size()) + " labels (count at byte 4)");
+        throw DataError(images_path + " declares " + std::to_string(img.n) +
+                        " images (count at byte 4) but " + labels_path + " declares " +
+                        std::to_string(labels.size()) + " labels (count at byte 4)");
     Dataset ds;
     ds.n = img.n;
     ds.c = 1;
@@ -125,7 +135,8 @@ inline Dataset load_idx(const std::string& images_path, const std::string& label
     ds.w = img.cols;
     ds.classes = max_label + 1;
     ds.images.resize(img.pixels.size());
-    for (std::size_t i = 0; i < img.pixels.size(); ++i) ds.images[i] = static_cast<float>(img.pixels[i]) / 255.0f;
+    for (std::size_t i = 0; i < img.pixels.size(); ++i)
+        ds.images[i] = static_cast<float>(img.pixels[i]) / 255.0f;
     ds.labels = std::move(labels);
     ds.origin = iota_indices(ds.n);
     return ds;
@@ -134,8 +145,8 @@ inline Dataset load_idx(const std::string& images_path, const std::string& label
 namespace detail {
 
 /// The first of `names` (each tried as given, then with ".gz") that exists in `dir`.
-inline std::string find_data_file(const std::filesystem::path& dir, std::initializer_list<const char*> names,
-                                  const char* who) {
+inline std::string find_data_file(const std::filesystem::path& dir,
+                                  std::initializer_list<const char*> names, const char* who) {
     std::string tried;
     for (const char* name : names) {
         for (const char* suffix : {".gz", ""}) {
@@ -146,7 +157,8 @@ inline std::string find_data_file(const std::filesystem::path& dir, std::initial
             tried += p.string();
         }
     }
-    throw DataError(std::string(who) + ": no data file in " + dir.string() + " (tried " + tried + ")");
+    throw DataError(std::string(who) + ": no data file in " + dir.string() + " (tried " + tried +
+                    ")");
 }
 
 inline Dataset load_mnist_like(const std::filesystem::path& dir, bool train, const char* who) {

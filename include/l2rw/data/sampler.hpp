@@ -38,16 +38,21 @@ inline std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t stream) {
 /// holds the n % batch_size leftovers; with it they are skipped. The order of epoch e
 /// depends only on (seed, e).
 class Batcher {
-public:
-    Batcher(index_t n, index_t batch_size, std::uint64_t seed, bool drop_last = false, bool shuffle = true)
+  public:
+    Batcher(index_t n, index_t batch_size, std::uint64_t seed, bool drop_last = false,
+            bool shuffle = true)
         : n_(n), batch_(batch_size), seed_(seed), drop_last_(drop_last), shuffle_(shuffle) {
         if (n < 0) throw ValueError("Batcher: negative dataset size " + std::to_string(n));
-        if (batch_size <= 0) throw ValueError("Batcher: batch size " + std::to_string(batch_size) + " is not positive");
+        if (batch_size <= 0)
+            throw ValueError("Batcher: batch size " + std::to_string(batch_size) +
+                             " is not positive");
     }
 
     [[nodiscard]] index_t size() const { return n_; }
     [[nodiscard]] index_t batch_size() const { return batch_; }
-    [[nodiscard]] index_t batches_per_epoch() const { return drop_last_ ? n_ / batch_ : (n_ + batch_ - 1) / batch_; }
+    [[nodiscard]] index_t batches_per_epoch() const {
+        return drop_last_ ? n_ / batch_ : (n_ + batch_ - 1) / batch_;
+    }
     /// The epoch the next call of next() draws from, and that batch's number within it.
     [[nodiscard]] index_t epoch() const { return epoch_; }
     [[nodiscard]] index_t batch_in_epoch() const { return pos_; }
@@ -71,8 +76,9 @@ public:
     /// Throws ValueError when an epoch has no batch (drop_last with n < batch_size, or n = 0).
     std::vector<index_t> next() {
         if (batches_per_epoch() == 0)
-            throw ValueError("Batcher::next: no batch per epoch (" + std::to_string(n_) + " examples, batch size " +
-                             std::to_string(batch_) + (drop_last_ ? ", drop_last)" : ")"));
+            throw ValueError("Batcher::next: no batch per epoch (" + std::to_string(n_) +
+                             " examples, batch size " + std::to_string(batch_) +
+                             (drop_last_ ? ", drop_last)" : ")"));
         if (pos_ == batches_per_epoch()) {
             ++epoch_;
             pos_ = 0;
@@ -90,7 +96,7 @@ public:
         pos_ = 0;
     }
 
-private:
+  private:
     [[nodiscard]] std::vector<index_t> slice(const std::vector<index_t>& ord, index_t b) const {
         const index_t lo = b * batch_, hi = std::min(lo + batch_, n_);
         return {ord.begin() + lo, ord.begin() + hi};
@@ -108,23 +114,29 @@ private:
 /// examples, in shuffled order. Every class must have an example and batch_size must be a
 /// multiple of the number of classes (ValueError otherwise).
 class BalancedSampler {
-public:
-    BalancedSampler(const std::vector<index_t>& labels, index_t classes, index_t batch_size, std::uint64_t seed)
-        : rows_(static_cast<std::size_t>(std::max<index_t>(classes, 0))), batch_(batch_size), rng_(seed) {
+  public:
+    BalancedSampler(const std::vector<index_t>& labels, index_t classes, index_t batch_size,
+                    std::uint64_t seed)
+        : rows_(static_cast<std::size_t>(std::max<index_t>(classes, 0))),
+          batch_(batch_size),
+          rng_(seed) {
         if (classes <= 0) throw ValueError("BalancedSampler: no classes");
         if (batch_size <= 0 || batch_size % classes != 0)
             throw ValueError("BalancedSampler: batch size " + std::to_string(batch_size) +
-                             " is not a positive multiple of the " + std::to_string(classes) + " classes");
+                             " is not a positive multiple of the " + std::to_string(classes) +
+                             " classes");
         for (std::size_t i = 0; i < labels.size(); ++i) {
             const index_t y = labels[i];
             if (y < 0 || y >= classes)
-                throw ValueError("BalancedSampler: label " + std::to_string(y) + " of example " + std::to_string(i) +
-                                 " is outside [0, " + std::to_string(classes) + ")");
+                throw ValueError("BalancedSampler: label " + std::to_string(y) + " of example " +
+                                 std::to_string(i) + " is outside [0, " + std::to_string(classes) +
+                                 ")");
             rows_[static_cast<std::size_t>(y)].push_back(static_cast<index_t>(i));
         }
         for (std::size_t k = 0; k < rows_.size(); ++k)
             if (rows_[k].empty())
-                throw ValueError("BalancedSampler: class " + std::to_string(k) + " has no examples");
+                throw ValueError("BalancedSampler: class " + std::to_string(k) +
+                                 " has no examples");
     }
     BalancedSampler(const Dataset& ds, index_t batch_size, std::uint64_t seed)
         : BalancedSampler(ds.labels, ds.classes, batch_size, seed) {}
@@ -137,12 +149,13 @@ public:
         std::vector<index_t> out;
         out.reserve(static_cast<std::size_t>(batch_));
         for (const auto& rows : rows_)
-            for (index_t j = 0; j < per; ++j) out.push_back(rows[static_cast<std::size_t>(rng_.below(rows.size()))]);
+            for (index_t j = 0; j < per; ++j)
+                out.push_back(rows[static_cast<std::size_t>(rng_.below(rows.size()))]);
         shuffle(out, rng_);
         return out;
     }
 
-private:
+  private:
     std::vector<std::vector<index_t>> rows_;
     index_t batch_;
     Rng rng_;

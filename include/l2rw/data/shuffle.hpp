@@ -40,7 +40,8 @@ inline std::vector<index_t> random_permutation(index_t n, Rng& rng) {
 
 /// `k` distinct elements of `pool` chosen uniformly at random (a partial Fisher–Yates), in
 /// the order drawn. Throws ValueError when the pool holds fewer than k.
-inline std::vector<index_t> choose(std::vector<index_t> pool, index_t k, Rng& rng, const char* who = "choose") {
+inline std::vector<index_t> choose(std::vector<index_t> pool, index_t k, Rng& rng,
+                                   const char* who = "choose") {
     if (k < 0 || k > static_cast<index_t>(pool.size()))
         throw ValueError(std::string(who) + ": cannot choose " + std::to_string(k) + " of " +
                          std::to_string(pool.size()) + " examples");

@@ -67,7 +67,7 @@ namespace l2rw {
 
 /// A checkpoint file that cannot be written, read, or does not fit the model / optimizer.
 class CheckpointError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
@@ -81,9 +81,12 @@ enum class EntryKind : std::uint8_t { parameter = 0, buffer = 1, optimizer_state
 
 inline const char* to_string(EntryKind k) {
     switch (k) {
-        case EntryKind::parameter: return "parameter";
-        case EntryKind::buffer: return "buffer";
-        case EntryKind::optimizer_state: return "optimizer state";
+        case EntryKind::parameter:
+            return "parameter";
+        case EntryKind::buffer:
+            return "buffer";
+        case EntryKind::optimizer_state:
+            return "optimizer state";
     }
     return "?";
 }
@@ -102,7 +105,8 @@ inline std::string scalar_code_name(std::uint32_t c) {
 /// What an optimizer shows a checkpoint (SGD and Adam have it): a name, per-parameter state
 /// slots, a step count, a read view of the state and a validating replace-all.
 template <class O>
-concept CheckpointOptimizer = requires(O& o, const O& co, std::vector<std::vector<std::optional<typename O::tensor_type>>> s) {
+concept CheckpointOptimizer = requires(
+    O& o, const O& co, std::vector<std::vector<std::optional<typename O::tensor_type>>> s) {
     { O::type_name() } -> std::convertible_to<std::string_view>;
     O::state_slots();
     { co.step_count() } -> std::convertible_to<std::int64_t>;
@@ -127,14 +131,15 @@ inline std::uint32_t crc32_of(const unsigned char* p, std::size_t n) {
 }
 
 class Writer {
-public:
+  public:
     void bytes(const void* p, std::size_t n) {
         const auto* c = static_cast<const unsigned char*>(p);
         buf.insert(buf.end(), c, c + n);
     }
     template <class U>
     void uint(U v) {
-        for (std::size_t i = 0; i < sizeof(U); ++i) buf.push_back(static_cast<unsigned char>((v >> (8 * i)) & 0xFF));
+        for (std::size_t i = 0; i < sizeof(U); ++i)
+            buf.push_back(static_cast<unsigned char>((v >> (8 * i)) & 0xFF));
     }
     void u8(std::uint8_t v) { buf.push_back(v); }
     void u32(std::uint32_t v) { uint(v); }
@@ -159,8 +164,9 @@ public:
 /// A bounds-checked cursor; running out of bytes throws CheckpointError "truncated at byte N
 /// while reading <what>".
 class Reader {
-public:
-    Reader(const std::string& file, const unsigned char* p, std::size_t n) : file_(file), p_(p), n_(n) {}
+  public:
+    Reader(const std::string& file, const unsigned char* p, std::size_t n)
+        : file_(file), p_(p), n_(n) {}
     void need(std::size_t k, const std::string& what) const {
         if (n_ - pos_ < k) truncated(what);
     }
@@ -172,14 +178,17 @@ public:
     U uint(const std::string& what) {
         need(sizeof(U), what);
         U v = 0;
-        for (std::size_t i = 0; i < sizeof(U); ++i) v |= static_cast<U>(static_cast<U>(p_[pos_ + i]) << (8 * i));
+        for (std::size_t i = 0; i < sizeof(U); ++i)
+            v |= static_cast<U>(static_cast<U>(p_[pos_ + i]) << (8 * i));
         pos_ += sizeof(U);
         return v;
     }
     std::uint8_t u8(const std::string& what) { return uint<std::uint8_t>(what); }
     std::uint32_t u32(const std::string& what) { return uint<std::uint32_t>(what); }
     std::uint64_t u64(const std::string& what) { return uint<std::uint64_t>(what); }
-    std::int64_t i64(const std::string& what) { return static_cast<std::int64_t>(uint<std::uint64_t>(what)); }
+    std::int64_t i64(const std::string& what) {
+        return static_cast<std::int64_t>(uint<std::uint64_t>(what));
+    }
     std::string str(const std::string& what) {
         const std::uint32_t len = u32(what);
         need(len, what);
@@ -203,7 +212,7 @@ public:
     [[nodiscard]] std::size_t pos() const { return pos_; }
     [[nodiscard]] std::size_t remaining() const { return n_ - pos_; }
 
-private:
+  private:
     std::string file_;
     const unsigned char* p_;
     std::size_t n_;
@@ -226,8 +235,12 @@ struct Contents {
     std::vector<Entry<T>> entries;
 };
 
-inline std::string kind_str(nn::Kind k) { return k == nn::Kind::parameter ? "parameter" : "buffer"; }
-inline EntryKind entry_kind(nn::Kind k) { return k == nn::Kind::parameter ? EntryKind::parameter : EntryKind::buffer; }
+inline std::string kind_str(nn::Kind k) {
+    return k == nn::Kind::parameter ? "parameter" : "buffer";
+}
+inline EntryKind entry_kind(nn::Kind k) {
+    return k == nn::Kind::parameter ? EntryKind::parameter : EntryKind::buffer;
+}
 
 inline std::string file_str(const std::filesystem::path& p) { return p.string(); }
 
@@ -241,7 +254,8 @@ inline std::vector<unsigned char> read_file(const std::filesystem::path& path) {
         throw CheckpointError("checkpoint " + f + ": cannot read: it is a directory");
     std::ifstream in(path, std::ios::binary);
     if (!in) throw CheckpointError("checkpoint " + f + ": cannot open for reading: " + errno_str());
-    std::vector<unsigned char> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<unsigned char> buf((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
     if (in.bad()) throw CheckpointError("checkpoint " + f + ": read error: " + errno_str());
     return buf;
 }
@@ -261,26 +275,30 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf) {
     const std::uint32_t version = r.u32("the format version");
     if (version != checkpoint_version)
         throw CheckpointError("checkpoint " + f + ": format version " + std::to_string(version) +
-                              " is not supported (this build reads version " + std::to_string(checkpoint_version) + ")");
+                              " is not supported (this build reads version " +
+                              std::to_string(checkpoint_version) + ")");
     const std::uint32_t code = r.u32("the scalar type code");
     if (code != scalar_code<T>())
-        throw CheckpointError("checkpoint " + f + ": holds " + scalar_code_name(code) + " values but the model is " +
-                              scalar_code_name(scalar_code<T>()));
+        throw CheckpointError("checkpoint " + f + ": holds " + scalar_code_name(code) +
+                              " values but the model is " + scalar_code_name(scalar_code<T>()));
     const std::uint64_t size = r.u64("the file size");
     if (size > n) {
         // Truncated: walk the structure to say where it ends (this throws "truncated at ...").
     } else if (size < n) {
         throw CheckpointError("checkpoint " + f + ": " + std::to_string(n - size) +
-                              " unexpected bytes after the end (the header says " + std::to_string(size) +
-                              " bytes, the file has " + std::to_string(n) + ")");
+                              " unexpected bytes after the end (the header says " +
+                              std::to_string(size) + " bytes, the file has " + std::to_string(n) +
+                              ")");
     } else {
         if (n < 4) r.need(4, "the CRC-32");
         std::uint32_t stored = 0;
-        for (std::size_t i = 0; i < 4; ++i) stored |= static_cast<std::uint32_t>(buf[n - 4 + i]) << (8 * i);
+        for (std::size_t i = 0; i < 4; ++i)
+            stored |= static_cast<std::uint32_t>(buf[n - 4 + i]) << (8 * i);
         const std::uint32_t actual = crc32_of(buf.data(), n - 4);
         if (stored != actual) {
             char msg[96];
-            std::snprintf(msg, sizeof msg, ": CRC mismatch (stored %08x, computed %08x): the file is corrupted",
+            std::snprintf(msg, sizeof msg,
+                          ": CRC mismatch (stored %08x, computed %08x): the file is corrupted",
                           static_cast<unsigned>(stored), static_cast<unsigned>(actual));
             throw CheckpointError("checkpoint " + f + msg);
         }
@@ -290,7 +308,8 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf) {
     const std::uint64_t count = r.u64("the entry count");
     const std::uint8_t has_opt = r.u8("the optimizer flag");
     if (has_opt > 1)
-        throw CheckpointError("checkpoint " + f + ": bad optimizer flag " + std::to_string(has_opt));
+        throw CheckpointError("checkpoint " + f + ": bad optimizer flag " +
+                              std::to_string(has_opt));
     c.has_optimizer = has_opt == 1;
     if (c.has_optimizer) {
         c.optimizer = r.str("the optimizer name");
@@ -307,20 +326,25 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf) {
         const std::string what = "entry '" + en.name + "'";
         const std::uint8_t kind = r.u8("the kind of " + what);
         if (kind > 2)
-            throw CheckpointError("checkpoint " + f + ": " + what + " has unknown kind " + std::to_string(kind));
+            throw CheckpointError("checkpoint " + f + ": " + what + " has unknown kind " +
+                                  std::to_string(kind));
         en.kind = static_cast<EntryKind>(kind);
         if (en.kind == EntryKind::optimizer_state && !c.has_optimizer)
-            throw CheckpointError("checkpoint " + f + ": " + what + " is optimizer state but the file names no optimizer");
+            throw CheckpointError("checkpoint " + f + ": " + what +
+                                  " is optimizer state but the file names no optimizer");
         const std::uint8_t rank = r.u8("the rank of " + what);
         if (rank > max_rank)
-            throw CheckpointError("checkpoint " + f + ": " + what + " has rank " + std::to_string(rank) +
-                                  " (at most " + std::to_string(max_rank) + ")");
+            throw CheckpointError("checkpoint " + f + ": " + what + " has rank " +
+                                  std::to_string(rank) + " (at most " + std::to_string(max_rank) +
+                                  ")");
         std::vector<index_t> dims;
         std::uint64_t numel = 1;
         for (int k = 0; k < rank; ++k) {
             const std::int64_t d = r.i64("the dims of " + what);
-            if (d < 0 || (d > 0 && numel > (std::uint64_t{1} << 62) / static_cast<std::uint64_t>(d)))
-                throw CheckpointError("checkpoint " + f + ": " + what + " has bad dimension " + std::to_string(d));
+            if (d < 0 ||
+                (d > 0 && numel > (std::uint64_t{1} << 62) / static_cast<std::uint64_t>(d)))
+                throw CheckpointError("checkpoint " + f + ": " + what + " has bad dimension " +
+                                      std::to_string(d));
             numel *= static_cast<std::uint64_t>(d);
             dims.push_back(d);
         }
@@ -335,13 +359,14 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf) {
         throw CheckpointError("checkpoint " + f + ": " + std::to_string(r.remaining() - 4) +
                               " unexpected bytes after the last entry");
     if (size != n)  // a file that parsed but is shorter than its header says
-        throw CheckpointError("checkpoint " + f + ": truncated at byte " + std::to_string(n) + " (the header says " +
-                              std::to_string(size) + " bytes)");
+        throw CheckpointError("checkpoint " + f + ": truncated at byte " + std::to_string(n) +
+                              " (the header says " + std::to_string(size) + " bytes)");
     return c;
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory + rename).
-inline void write_atomically(const std::filesystem::path& path, const std::vector<unsigned char>& bytes) {
+inline void write_atomically(const std::filesystem::path& path,
+                             const std::vector<unsigned char>& bytes) {
     namespace fs = std::filesystem;
     const std::string f = file_str(path);
 #if L2RW_CHECKPOINT_POSIX
@@ -359,7 +384,8 @@ inline void write_atomically(const std::filesystem::path& path, const std::vecto
     {
         std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
         if (!out) fail("cannot create the temporary file " + file_str(tmp) + ": " + errno_str());
-        out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+        out.write(reinterpret_cast<const char*>(bytes.data()),
+                  static_cast<std::streamsize>(bytes.size()));
         out.flush();
         if (!out) fail("cannot write the temporary file " + file_str(tmp) + ": " + errno_str());
         out.close();
@@ -368,7 +394,9 @@ inline void write_atomically(const std::filesystem::path& path, const std::vecto
 #if L2RW_CHECKPOINT_POSIX
     {
         const int fd = ::open(tmp.c_str(), O_RDONLY);
-        if (fd < 0) fail("cannot reopen the temporary file " + file_str(tmp) + " to sync it: " + errno_str());
+        if (fd < 0)
+            fail("cannot reopen the temporary file " + file_str(tmp) +
+                 " to sync it: " + errno_str());
         const int rc = ::fsync(fd);
         const std::string err = rc != 0 ? errno_str() : std::string();
         ::close(fd);
@@ -407,20 +435,23 @@ void save_impl(const std::filesystem::path& path, nn::Module<T, B>& model, const
     std::set<std::string> names;
     for (const auto& [name, t, kind] : tensors)
         if (!names.insert(name).second)
-            throw CheckpointError("checkpoint " + f + ": the model has two tensors named '" + name + "'");
+            throw CheckpointError("checkpoint " + f + ": the model has two tensors named '" + name +
+                                  "'");
     if constexpr (!std::is_same_v<Opt, void>) {
         if (opt) {
             if (opt->num_params() > params.size())
                 throw CheckpointError("checkpoint " + f + ": the optimizer state covers " +
-                                      std::to_string(opt->num_params()) + " parameters but the model has " +
+                                      std::to_string(opt->num_params()) +
+                                      " parameters but the model has " +
                                       std::to_string(params.size()));
             const auto slots = Opt::state_slots();
             for (std::size_t s = 0; s < slots.size(); ++s)
                 for (std::size_t i = 0; i < opt->num_params(); ++i)
                     if (const auto& st = opt->state(s, i)) {
                         if (!(st->shape() == params[i].second->shape()))
-                            throw CheckpointError("checkpoint " + f + ": the optimizer's " + std::string(slots[s]) +
-                                                  " of parameter '" + params[i].first + "' has shape " +
+                            throw CheckpointError("checkpoint " + f + ": the optimizer's " +
+                                                  std::string(slots[s]) + " of parameter '" +
+                                                  params[i].first + "' has shape " +
                                                   st->shape().str() + " but the parameter has " +
                                                   params[i].second->shape().str());
                         ++count;
@@ -451,11 +482,13 @@ void save_impl(const std::filesystem::path& path, nn::Module<T, B>& model, const
             for (std::size_t s = 0; s < slots.size(); ++s)
                 for (std::size_t i = 0; i < opt->num_params(); ++i)
                     if (const auto& st = opt->state(s, i))
-                        put_entry(w, std::string(slots[s]) + ":" + params[i].first, EntryKind::optimizer_state, *st);
+                        put_entry(w, std::string(slots[s]) + ":" + params[i].first,
+                                  EntryKind::optimizer_state, *st);
         }
     }
     const std::uint64_t total = w.buf.size() + 4;
-    for (std::size_t i = 0; i < 8; ++i) w.buf[size_at + i] = static_cast<unsigned char>((total >> (8 * i)) & 0xFF);
+    for (std::size_t i = 0; i < 8; ++i)
+        w.buf[size_at + i] = static_cast<unsigned char>((total >> (8 * i)) & 0xFF);
     w.u32(crc32_of(w.buf.data(), w.buf.size()));
     write_atomically(path, w.buf);
 }
@@ -477,21 +510,22 @@ void load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* 
         model_names.insert(name);
         auto it = by_name.find(name);
         if (it == by_name.end())
-            throw CheckpointError("checkpoint " + f + ": the model's " + kind_str(kind) + " '" + name +
-                                  "' is not in the file");
+            throw CheckpointError("checkpoint " + f + ": the model's " + kind_str(kind) + " '" +
+                                  name + "' is not in the file");
         const Entry<T>& e = *it->second;
         if (e.kind != entry_kind(kind))
             throw CheckpointError("checkpoint " + f + ": '" + name + "' is a " + to_string(e.kind) +
                                   " in the file but a " + kind_str(kind) + " in the model");
         if (!(e.shape == t->shape()))
-            throw CheckpointError("checkpoint " + f + ": " + kind_str(kind) + " '" + name + "' has shape " +
-                                  e.shape.str() + " in the file but " + t->shape().str() + " in the model");
+            throw CheckpointError("checkpoint " + f + ": " + kind_str(kind) + " '" + name +
+                                  "' has shape " + e.shape.str() + " in the file but " +
+                                  t->shape().str() + " in the model");
         src.push_back(&e);
     }
     for (const auto& [name, e] : by_name)
         if (!model_names.count(name))
-            throw CheckpointError("checkpoint " + f + ": the file has " + to_string(e->kind) + " '" + name +
-                                  "' which the model does not have");
+            throw CheckpointError("checkpoint " + f + ": the file has " + to_string(e->kind) +
+                                  " '" + name + "' which the model does not have");
 
     // ---- build every new tensor before assigning any ----
     std::vector<Tensor<T, B>> fresh;
@@ -501,36 +535,43 @@ void load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* 
     if constexpr (!std::is_same_v<Opt, void>) {
         if (opt) {
             if (!c.has_optimizer)
-                throw CheckpointError("checkpoint " + f + ": holds no optimizer state, but an optimizer (" +
-                                      std::string(Opt::type_name()) + ") was given to load it into");
+                throw CheckpointError(
+                    "checkpoint " + f + ": holds no optimizer state, but an optimizer (" +
+                    std::string(Opt::type_name()) + ") was given to load it into");
             if (c.optimizer != Opt::type_name())
-                throw CheckpointError("checkpoint " + f + ": holds " + c.optimizer + " state but the optimizer is " +
+                throw CheckpointError("checkpoint " + f + ": holds " + c.optimizer +
+                                      " state but the optimizer is " +
                                       std::string(Opt::type_name()));
             const auto params = nn::named_parameters(model);
             std::map<std::string, std::size_t> pidx;
             for (std::size_t i = 0; i < params.size(); ++i) pidx.emplace(params[i].first, i);
             const auto slots = Opt::state_slots();
-            std::vector<std::vector<std::optional<Tensor<T, B>>>> state(slots.size(),
-                                                                          std::vector<std::optional<Tensor<T, B>>>(params.size()));
+            std::vector<std::vector<std::optional<Tensor<T, B>>>> state(
+                slots.size(), std::vector<std::optional<Tensor<T, B>>>(params.size()));
             for (const auto& e : c.entries) {
                 if (e.kind != EntryKind::optimizer_state) continue;
                 const auto colon = e.name.find(':');
-                const std::string slot = colon == std::string::npos ? std::string() : e.name.substr(0, colon);
-                const std::string pname = colon == std::string::npos ? e.name : e.name.substr(colon + 1);
+                const std::string slot =
+                    colon == std::string::npos ? std::string() : e.name.substr(0, colon);
+                const std::string pname =
+                    colon == std::string::npos ? e.name : e.name.substr(colon + 1);
                 std::size_t s = slots.size();
                 for (std::size_t k = 0; k < slots.size(); ++k)
                     if (slots[k] == slot) s = k;
                 if (s == slots.size())
-                    throw CheckpointError("checkpoint " + f + ": optimizer state '" + e.name + "' is not a " +
-                                          std::string(Opt::type_name()) + " state slot");
+                    throw CheckpointError("checkpoint " + f + ": optimizer state '" + e.name +
+                                          "' is not a " + std::string(Opt::type_name()) +
+                                          " state slot");
                 auto it = pidx.find(pname);
                 if (it == pidx.end())
                     throw CheckpointError("checkpoint " + f + ": optimizer state '" + e.name +
-                                          "' belongs to parameter '" + pname + "' which the model does not have");
+                                          "' belongs to parameter '" + pname +
+                                          "' which the model does not have");
                 const auto& p = *params[it->second].second;
                 if (!(e.shape == p.shape()))
-                    throw CheckpointError("checkpoint " + f + ": optimizer state '" + e.name + "' has shape " +
-                                          e.shape.str() + " in the file but parameter '" + pname + "' has " +
+                    throw CheckpointError("checkpoint " + f + ": optimizer state '" + e.name +
+                                          "' has shape " + e.shape.str() +
+                                          " in the file but parameter '" + pname + "' has " +
                                           p.shape().str() + " in the model");
                 state[s][it->second] = Tensor<T, B>::from_host(e.shape, e.values);
             }
@@ -539,7 +580,8 @@ void load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* 
             } catch (const CheckpointError&) {
                 throw;
             } catch (const Error& ex) {
-                throw CheckpointError("checkpoint " + f + ": optimizer state rejected: " + ex.what());
+                throw CheckpointError("checkpoint " + f +
+                                      ": optimizer state rejected: " + ex.what());
             }
         }
     }

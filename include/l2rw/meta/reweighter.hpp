@@ -31,9 +31,12 @@ enum class Strategy { automatic, general, exact };
 
 inline const char* to_string(Strategy s) {
     switch (s) {
-        case Strategy::automatic: return "automatic";
-        case Strategy::general: return "general";
-        case Strategy::exact: return "exact";
+        case Strategy::automatic:
+            return "automatic";
+        case Strategy::general:
+            return "general";
+        case Strategy::exact:
+            return "exact";
     }
     return "?";
 }
@@ -72,7 +75,8 @@ struct Lookahead {
     [[nodiscard]] bool affine() const { return kind == Kind::affine; }
 
     /// θ'(g) in Var ops (recorded on the tape when g is).
-    std::vector<Var<T, B>> apply(const std::vector<Var<T, B>>& theta, const std::vector<Var<T, B>>& g) const {
+    std::vector<Var<T, B>> apply(const std::vector<Var<T, B>>& theta,
+                                 const std::vector<Var<T, B>>& g) const {
         std::vector<Var<T, B>> out;
         out.reserve(theta.size());
         for (std::size_t k = 0; k < theta.size(); ++k) {
@@ -83,8 +87,10 @@ struct Lookahead {
                 out.push_back(theta[k] - d * lr);
             } else {
                 const long t = adam_step + 1;
-                const T bc1 = T(1) - static_cast<T>(std::pow(static_cast<double>(beta1), static_cast<double>(t)));
-                const T bc2 = T(1) - static_cast<T>(std::pow(static_cast<double>(beta2), static_cast<double>(t)));
+                const T bc1 = T(1) - static_cast<T>(std::pow(static_cast<double>(beta1),
+                                                             static_cast<double>(t)));
+                const T bc2 = T(1) - static_cast<T>(std::pow(static_cast<double>(beta2),
+                                                             static_cast<double>(t)));
                 auto m = Var<T, B>(adam_m[k]) * beta1 + gk * (T(1) - beta1);
                 auto v = Var<T, B>(adam_v[k]) * beta2 + gk * gk * (T(1) - beta2);
                 out.push_back(theta[k] - (m * (lr / bc1)) / (sqrt(v * (T(1) / bc2)) + eps));
@@ -104,7 +110,8 @@ Lookahead<T, B> lookahead_from(const optim::SGD<T, B>& opt, const optim::ParamLi
     la.lr = static_cast<T>(opt.lr());
     la.weight_decay = static_cast<T>(opt.options().weight_decay);
     std::vector<Tensor<T, B>> zeros;
-    for (std::size_t i = 0; i < params.size(); ++i) zeros.push_back(Tensor<T, B>::zeros(params[i].shape()));
+    for (std::size_t i = 0; i < params.size(); ++i)
+        zeros.push_back(Tensor<T, B>::zeros(params[i].shape()));
     const auto d0 = opt.direction(params, zeros);
     bool any_offset = false;
     for (std::size_t i = 0; i < params.size(); ++i) {
@@ -116,8 +123,9 @@ Lookahead<T, B> lookahead_from(const optim::SGD<T, B>& opt, const optim::ParamLi
                              std::to_string(static_cast<double>(s)) + " vs " +
                              std::to_string(static_cast<double>(la.scale)) + ")");
         // offset = d(0) − scale·λθ
-        auto off = eager::zip(d0[i], eager::map(params[i], kernel::MulScalar<T>{la.scale * la.weight_decay}),
-                              kernel::Sub{}, "lookahead_from");
+        auto off = eager::zip(
+            d0[i], eager::map(params[i], kernel::MulScalar<T>{la.scale * la.weight_decay}),
+            kernel::Sub{}, "lookahead_from");
         any_offset = any_offset || (i < opt.num_params() && opt.momentum_buffer(i).has_value());
         la.offset.push_back(std::move(off));
     }
@@ -151,7 +159,8 @@ using LossFn = std::function<Var<T, B>(const Var<T, B>& outputs, const IndexTens
 /// Per-example loss matching the head: binary cross-entropy for one output, else softmax CE.
 template <class T, Backend B>
 Var<T, B> default_loss(const Var<T, B>& out, const IndexTensor<B>& y) {
-    if (out.rank() == 2 && out.dim(1) == 1) return nn::binary_cross_entropy(out, y, nn::Reduction::none);
+    if (out.rank() == 2 && out.dim(1) == 1)
+        return nn::binary_cross_entropy(out, y, nn::Reduction::none);
     return nn::cross_entropy(out, y, nn::Reduction::none);
 }
 
@@ -174,22 +183,23 @@ struct ReweightOptions {
 
 template <class T>
 struct StepReport {
-    std::vector<T> weights;     // w
-    std::vector<T> raw;         // u (before clipping and normalisation)
-    index_t zero_count = 0;     // examples with w == 0
-    double validation_loss = 0; // L_v at θ'₀ (exact) or θ' (general), ε = 0
-    bool skipped = false;       // all weights zero: the batch gives no step
+    std::vector<T> weights;      // w
+    std::vector<T> raw;          // u (before clipping and normalisation)
+    index_t zero_count = 0;      // examples with w == 0
+    double validation_loss = 0;  // L_v at θ'₀ (exact) or θ' (general), ε = 0
+    bool skipped = false;        // all weights zero: the batch gives no step
     Strategy strategy = Strategy::general;
     std::optional<double> noisy_mass;  // Σ w over flagged-noisy examples / Σ w
 };
 
 template <class Model>
 class OnlineReweighter {
-public:
+  public:
     using T = typename Model::value_type;
     using B = typename Model::backend;
 
-    explicit OnlineReweighter(Model& model, ReweightOptions opt = {}, LossFn<T, B> loss = default_loss<T, B>)
+    explicit OnlineReweighter(Model& model, ReweightOptions opt = {},
+                              LossFn<T, B> loss = default_loss<T, B>)
         : model_(model), opt_(opt), loss_(std::move(loss)) {}
 
     const ReweightOptions& options() const { return opt_; }
@@ -198,9 +208,11 @@ public:
     /// The strategy that `weights` will use for `la`.
     [[nodiscard]] Strategy resolve(const Lookahead<T, B>& la) const {
         if (opt_.strategy == Strategy::exact && !la.affine())
-            throw ValueError("OnlineReweighter: the exact strategy needs a lookahead affine in the gradient; "
-                             "an Adam lookahead needs the general strategy");
-        if (opt_.strategy == Strategy::automatic) return la.affine() ? Strategy::exact : Strategy::general;
+            throw ValueError(
+                "OnlineReweighter: the exact strategy needs a lookahead affine in the gradient; "
+                "an Adam lookahead needs the general strategy");
+        if (opt_.strategy == Strategy::automatic)
+            return la.affine() ? Strategy::exact : Strategy::general;
         return opt_.strategy;
     }
 
@@ -212,18 +224,20 @@ public:
         const Strategy s = resolve(la);
         StepReport<T> r;
         r.strategy = s;
-        std::vector<T> u = s == Strategy::exact ? exact_u(train, val, la, r) : general_u(train, val, la, r);
+        std::vector<T> u =
+            s == Strategy::exact ? exact_u(train, val, la, r) : general_u(train, val, la, r);
         finish(u, train, r);
         return r;
     }
 
     /// The raw meta-gradient u = −∂L_v/∂ε (before clipping), by the given strategy.
-    std::vector<T> meta_gradient(const Batch<T, B>& train, const Batch<T, B>& val, const Lookahead<T, B>& la,
-                                 Strategy s) {
+    std::vector<T> meta_gradient(const Batch<T, B>& train, const Batch<T, B>& val,
+                                 const Lookahead<T, B>& la, Strategy s) {
         StepReport<T> r;
         if (s == Strategy::automatic) s = la.affine() ? Strategy::exact : Strategy::general;
         if (s == Strategy::exact && !la.affine())
-            throw ValueError("OnlineReweighter::meta_gradient: exact strategy with a non-affine lookahead");
+            throw ValueError(
+                "OnlineReweighter::meta_gradient: exact strategy with a non-affine lookahead");
         return s == Strategy::exact ? exact_u(train, val, la, r) : general_u(train, val, la, r);
     }
 
@@ -231,10 +245,12 @@ public:
     /// then the reweighted step Σ_i w_i f_i(θ) with `opt` (SGD or Adam) in train mode. A
     /// skipped batch (all weights zero) takes no step.
     template <class Opt>
-    StepReport<T> step(const Batch<T, B>& train, const Batch<T, B>& val, Opt& opt, Rng* rng = nullptr) {
+    StepReport<T> step(const Batch<T, B>& train, const Batch<T, B>& val, Opt& opt,
+                       Rng* rng = nullptr) {
         const optim::ParamList<T, B> params(nn::named_parameters(model_));
-        const Lookahead<T, B> la = opt_.lookahead == LookaheadRule::sgd ? Lookahead<T, B>::sgd(static_cast<T>(opt.lr()))
-                                                                        : lookahead_from(opt, params);
+        const Lookahead<T, B> la = opt_.lookahead == LookaheadRule::sgd
+                                       ? Lookahead<T, B>::sgd(static_cast<T>(opt.lr()))
+                                       : lookahead_from(opt, params);
         auto r = weights(train, val, la);
         if (!r.skipped) opt.step(params, weighted_gradient(train, r.weights, rng));
         return r;
@@ -242,13 +258,14 @@ public:
 
     /// Gradients of Σ_i w_i f_i(θ) in train mode (BatchNorm running statistics updated),
     /// in named_parameters order: the reweighted step's gradient.
-    std::vector<Tensor<T, B>> weighted_gradient(const Batch<T, B>& train, const std::vector<T>& w, Rng* rng = nullptr,
-                                                T* loss_out = nullptr) {
+    std::vector<Tensor<T, B>> weighted_gradient(const Batch<T, B>& train, const std::vector<T>& w,
+                                                Rng* rng = nullptr, T* loss_out = nullptr) {
         Tape<T, B> tape;
         auto bind = nn::ParamBinding<T, B>::leaves(model_, tape);
         nn::Context<T, B> ctx{nn::Mode::train, &bind, rng};
         auto f = per_example(train, ctx, "training");
-        const auto wv = Var<T, B>(Tensor<T, B>::from_host(Shape{static_cast<index_t>(w.size())}, w));
+        const auto wv =
+            Var<T, B>(Tensor<T, B>::from_host(Shape{static_cast<index_t>(w.size())}, w));
         auto L = nn::weighted_sum(f, wv);
         if (loss_out) *loss_out = L.item();
         auto g = grad(L, bind.vars());
@@ -257,25 +274,29 @@ public:
         return out;
     }
 
-private:
+  private:
     static void check_batch(const Batch<T, B>& b, const char* what) {
         if (b.x.rank() < 1 || b.y.rank() != 1 || b.x.dim(0) != b.y.numel() || b.y.numel() == 0)
-            throw ShapeError(std::string("OnlineReweighter: ") + what + " batch has inputs " + b.x.shape().str() +
-                             " and labels " + b.y.shape().str() + " (want N > 0 examples in both)");
+            throw ShapeError(std::string("OnlineReweighter: ") + what + " batch has inputs " +
+                             b.x.shape().str() + " and labels " + b.y.shape().str() +
+                             " (want N > 0 examples in both)");
         if (!b.noisy.empty() && static_cast<index_t>(b.noisy.size()) != b.y.numel())
-            throw ShapeError(std::string("OnlineReweighter: ") + what + " batch has " + std::to_string(b.noisy.size()) +
-                             " noise flags for " + std::to_string(b.y.numel()) + " examples");
+            throw ShapeError(std::string("OnlineReweighter: ") + what + " batch has " +
+                             std::to_string(b.noisy.size()) + " noise flags for " +
+                             std::to_string(b.y.numel()) + " examples");
     }
 
     Var<T, B> per_example(const Batch<T, B>& b, const nn::Context<T, B>& ctx, const char* what) {
         auto f = loss_(model_.forward(Var<T, B>(b.x), ctx), b.y);
         if (f.rank() != 1 || f.numel() != b.y.numel())
-            throw ShapeError(std::string("OnlineReweighter: the loss of the ") + what + " batch has shape " +
-                             f.shape().str() + ", want one value per example [" + std::to_string(b.y.numel()) + "]");
+            throw ShapeError(std::string("OnlineReweighter: the loss of the ") + what +
+                             " batch has shape " + f.shape().str() +
+                             ", want one value per example [" + std::to_string(b.y.numel()) + "]");
         return f;
     }
 
-    Var<T, B> validation_loss(const Batch<T, B>& val, const nn::ParamBinding<T, B>& bind, const Lookahead<T, B>& la) {
+    Var<T, B> validation_loss(const Batch<T, B>& val, const nn::ParamBinding<T, B>& bind,
+                              const Lookahead<T, B>& la) {
         nn::Context<T, B> ctx{opt_.meta_mode, &bind, nullptr};
         auto Lv = mean(per_example(val, ctx, "validation"));
         if (opt_.validation_weight_decay && la.weight_decay != T(0)) {
@@ -288,12 +309,13 @@ private:
         }
         const double lv = static_cast<double>(Lv.item());
         if (!std::isfinite(lv))
-            throw NumericError("OnlineReweighter: the validation loss is not finite (" + std::to_string(lv) + ")");
+            throw NumericError("OnlineReweighter: the validation loss is not finite (" +
+                               std::to_string(lv) + ")");
         return Lv;
     }
 
-    std::vector<T> general_u(const Batch<T, B>& train, const Batch<T, B>& val, const Lookahead<T, B>& la,
-                             StepReport<T>& r) {
+    std::vector<T> general_u(const Batch<T, B>& train, const Batch<T, B>& val,
+                             const Lookahead<T, B>& la, StepReport<T>& r) {
         Tape<T, B> tape;
         auto bind = nn::ParamBinding<T, B>::leaves(model_, tape);
         const index_t n = train.y.numel();
@@ -312,13 +334,14 @@ private:
         return u;
     }
 
-    std::vector<T> exact_u(const Batch<T, B>& train, const Batch<T, B>& val, const Lookahead<T, B>& la,
-                           StepReport<T>& r) {
+    std::vector<T> exact_u(const Batch<T, B>& train, const Batch<T, B>& val,
+                           const Lookahead<T, B>& la, StepReport<T>& r) {
         Tape<T, B> tape;
         auto bind = nn::ParamBinding<T, B>::leaves(model_, tape);
         // θ'₀ = θ'(g = 0), as constants; then ∇L_v(θ'₀) by one first-order backward.
         std::vector<Var<T, B>> zeros;
-        for (const auto& p : bind.vars()) zeros.push_back(Var<T, B>(Tensor<T, B>::zeros(p.shape())));
+        for (const auto& p : bind.vars())
+            zeros.push_back(Var<T, B>(Tensor<T, B>::zeros(p.shape())));
         std::vector<Var<T, B>> theta0;
         {
             NoGradGuard ng;
@@ -333,7 +356,8 @@ private:
         auto eps = tape.leaf(Tensor<T, B>::zeros(Shape{n}));
         nn::Context<T, B> ctx{opt_.meta_mode, &bind, nullptr};
         auto f = per_example(train, ctx, "training");
-        auto gt = grad(sum(f * eps), bind.vars(), GradOptions{.create_graph = true, .allow_unused = true});
+        auto gt = grad(sum(f * eps), bind.vars(),
+                       GradOptions{.create_graph = true, .allow_unused = true});
         Var<T, B> dot;
         for (std::size_t k = 0; k < gt.size(); ++k) {
             if (!gt[k].requires_grad()) continue;  // a parameter the loss does not reach
@@ -354,7 +378,8 @@ private:
         T total = T(0);
         for (std::size_t i = 0; i < u.size(); ++i) {
             if (!std::isfinite(static_cast<double>(u[i])))
-                throw NumericError("OnlineReweighter: meta-gradient of example " + std::to_string(i) + " is not finite");
+                throw NumericError("OnlineReweighter: meta-gradient of example " +
+                                   std::to_string(i) + " is not finite");
             r.weights[i] = u[i] > T(0) ? u[i] : T(0);
             total += r.weights[i];
         }

@@ -17,13 +17,15 @@ namespace l2rw::nn {
 
 template <class T, Backend B>
 class Dropout : public Module<T, B> {
-public:
+  public:
     explicit Dropout(double p) : p_(p) {
-        if (!(p >= 0.0 && p < 1.0)) throw ValueError("Dropout: probability " + std::to_string(p) + " not in [0, 1)");
+        if (!(p >= 0.0 && p < 1.0))
+            throw ValueError("Dropout: probability " + std::to_string(p) + " not in [0, 1)");
     }
     Var<T, B> forward(const Var<T, B>& x, const Context<T, B>& ctx) override {
         if (ctx.mode != Mode::train || p_ == 0.0) return x;
-        if (!ctx.rng) throw ValueError("Dropout: train mode needs a Context with an Rng for its masks");
+        if (!ctx.rng)
+            throw ValueError("Dropout: train mode needs a Context with an Rng for its masks");
         std::vector<T> m(static_cast<std::size_t>(x.numel()));
         const T keep = static_cast<T>(1.0 / (1.0 - p_));
         for (auto& v : m) v = ctx.rng->uniform() < p_ ? T(0) : keep;
@@ -32,7 +34,7 @@ public:
     [[nodiscard]] std::string type_name() const override { return "Dropout"; }
     [[nodiscard]] double p() const { return p_; }
 
-private:
+  private:
     double p_;
 };
 

@@ -15,14 +15,15 @@ inline kernel::Window2d window(const Shape& x, index_t kh, index_t kw, index_t s
     if (x.rank() != 4)
         throw ShapeError(std::string(op) + ": want an [N, C, H, W] input, got " + x.str());
     if (kh <= 0 || kw <= 0 || stride <= 0 || pad < 0)
-        throw ValueError(std::string(op) + ": window " + std::to_string(kh) + "x" + std::to_string(kw) +
-                         ", stride " + std::to_string(stride) + ", padding " + std::to_string(pad) +
-                         " is not valid");
+        throw ValueError(std::string(op) + ": window " + std::to_string(kh) + "x" +
+                         std::to_string(kw) + ", stride " + std::to_string(stride) + ", padding " +
+                         std::to_string(pad) + " is not valid");
     kernel::Window2d g{x[0], x[1], x[2], x[3], kh, kw, stride, pad, 0, 0};
     const index_t hh = x[2] + 2 * pad - kh, ww = x[3] + 2 * pad - kw;
     if (hh < 0 || ww < 0)
-        throw ShapeError(std::string(op) + ": window " + std::to_string(kh) + "x" + std::to_string(kw) +
-                         " with padding " + std::to_string(pad) + " does not fit input " + x.str());
+        throw ShapeError(std::string(op) + ": window " + std::to_string(kh) + "x" +
+                         std::to_string(kw) + " with padding " + std::to_string(pad) +
+                         " does not fit input " + x.str());
     g.oh = hh / stride + 1;
     g.ow = ww / stride + 1;
     return g;
@@ -37,8 +38,9 @@ template <class T, Backend B>
 Var<T, B> im2col(const Var<T, B>& x, const kernel::Window2d& g) {
     Tensor<T, B> out(Shape{g.n * g.oh * g.ow, g.kk()});
     B::for_each(g.n * g.oh * g.ow, kernel::Im2col<T>{x.value().data(), out.data(), g});
-    return l2rw::detail::record<T, B>("im2col", std::move(out), {&x},
-                                      [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = col2im(c.gout, g); });
+    return l2rw::detail::record<T, B>(
+        "im2col", std::move(out), {&x},
+        [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = col2im(c.gout, g); });
 }
 
 /// The adjoint of im2col: sums window rows back into an [N, C, H, W] image.
@@ -46,8 +48,9 @@ template <class T, Backend B>
 Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g) {
     Tensor<T, B> out(Shape{g.n, g.c, g.h, g.w});
     B::for_each(g.n * g.c, kernel::Col2im<T>{cols.value().data(), out.data(), g});
-    return l2rw::detail::record<T, B>("col2im", std::move(out), {&cols},
-                                      [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); });
+    return l2rw::detail::record<T, B>(
+        "col2im", std::move(out), {&cols},
+        [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); });
 }
 
 /// 2-d convolution (cross-correlation) of x [N, C, H, W] with w [O, C, KH, KW], plus an
@@ -60,25 +63,29 @@ Var<T, B> conv2d(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bias, 
     const auto g = detail::window(x.shape(), w.dim(2), w.dim(3), stride, pad, "conv2d");
     if (w.dim(1) != g.c)
         throw ShapeError("conv2d: input " + x.shape().str() + " has " + std::to_string(g.c) +
-                         " channels but weights " + w.shape().str() + " want " + std::to_string(w.dim(1)));
+                         " channels but weights " + w.shape().str() + " want " +
+                         std::to_string(w.dim(1)));
     const index_t O = w.dim(0);
     auto cols = im2col(x, g);
     auto y = matmul(cols, reshape(w, Shape{O, g.kk()}), false, true);  // [N*OH*OW, O]
     y = permute(reshape(y, Shape{g.n, g.oh, g.ow, O}), {0, 3, 1, 2});
     if (bias.defined()) {
         if (!(bias.shape() == Shape{O}))
-            throw ShapeError("conv2d: bias " + bias.shape().str() + " for " + std::to_string(O) + " filters");
+            throw ShapeError("conv2d: bias " + bias.shape().str() + " for " + std::to_string(O) +
+                             " filters");
         y = y + reshape(bias, Shape{O, 1, 1});
     }
     return y;
 }
 
 template <class T, Backend B>
-Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg, const kernel::Window2d& geo);
+Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
+                          const kernel::Window2d& geo);
 
 /// Picks x at the window maxima `arg` (flat indices into x): the max-pool forward.
 template <class T, Backend B>
-Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg, const kernel::Window2d& geo) {
+Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg,
+                         const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::GatherFlat<T>{x.value().data(), arg.data(), out.data()});
     return l2rw::detail::record<T, B>("maxpool", std::move(out), {&x},
@@ -88,9 +95,11 @@ Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg, const ke
 }
 /// The adjoint of maxpool_gather: routes each window's value back to its maximum.
 template <class T, Backend B>
-Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg, const kernel::Window2d& geo) {
+Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
+                          const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
-    B::for_each(out.numel(), kernel::MaxPoolScatter<T>{g.value().data(), arg.data(), out.data(), geo});
+    B::for_each(out.numel(),
+                kernel::MaxPoolScatter<T>{g.value().data(), arg.data(), out.data(), geo});
     return l2rw::detail::record<T, B>("maxpool_scatter", std::move(out), {&g},
                                       [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
                                           c.gin[0] = maxpool_gather(c.gout, arg, geo);
@@ -103,7 +112,8 @@ template <class T, Backend B>
 Var<T, B> max_pool2d(const Var<T, B>& x, index_t k, index_t stride = 0, index_t pad = 0) {
     if (stride == 0) stride = k;
     const auto g = detail::window(x.shape(), k, k, stride, pad, "max_pool2d");
-    if (pad * 2 > k) throw ValueError("max_pool2d: padding " + std::to_string(pad) + " exceeds half the window");
+    if (pad * 2 > k)
+        throw ValueError("max_pool2d: padding " + std::to_string(pad) + " exceeds half the window");
     IndexTensor<B> arg(Shape{g.n * g.c * g.oh * g.ow});
     B::for_each(arg.numel(), kernel::MaxPoolArgmax<T>{x.value().data(), arg.data(), g});
     return maxpool_gather(x, arg, g);
@@ -117,16 +127,18 @@ template <class T, Backend B>
 Var<T, B> avgpool_geo(const Var<T, B>& x, const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::AvgPool<T>{x.value().data(), out.data(), geo});
-    return l2rw::detail::record<T, B>("avg_pool2d", std::move(out), {&x},
-                                      [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_adjoint(c.gout, geo); });
+    return l2rw::detail::record<T, B>(
+        "avg_pool2d", std::move(out), {&x},
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_adjoint(c.gout, geo); });
 }
 /// The adjoint of avgpool_geo.
 template <class T, Backend B>
 Var<T, B> avgpool_adjoint(const Var<T, B>& gout, const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
     B::for_each(out.numel(), kernel::AvgPoolAdjoint<T>{gout.value().data(), out.data(), geo});
-    return l2rw::detail::record<T, B>("avg_pool2d_adjoint", std::move(out), {&gout},
-                                      [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_geo(c.gout, geo); });
+    return l2rw::detail::record<T, B>(
+        "avg_pool2d_adjoint", std::move(out), {&gout},
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_geo(c.gout, geo); });
 }
 
 /// Average pooling with a k x k window (no padding).
@@ -139,7 +151,8 @@ Var<T, B> avg_pool2d(const Var<T, B>& x, index_t k, index_t stride = 0) {
 /// Global average pooling: [N, C, H, W] -> [N, C].
 template <class T, Backend B>
 Var<T, B> global_avg_pool(const Var<T, B>& x) {
-    if (x.rank() != 4) throw ShapeError("global_avg_pool: want [N, C, H, W], got " + x.shape().str());
+    if (x.rank() != 4)
+        throw ShapeError("global_avg_pool: want [N, C, H, W], got " + x.shape().str());
     return mean(reshape(x, Shape{x.dim(0), x.dim(1), x.dim(2) * x.dim(3)}), 2);
 }
 
@@ -154,10 +167,17 @@ template <class T, Backend B>
 Var<T, B> shortcut_pad(const Var<T, B>& x, index_t out_channels, index_t stride) {
     if (x.rank() != 4) throw ShapeError("shortcut_pad: want [N, C, H, W], got " + x.shape().str());
     if (out_channels < x.dim(1) || stride <= 0)
-        throw ValueError("shortcut_pad: cannot map " + x.shape().str() + " to " + std::to_string(out_channels) +
-                         " channels with stride " + std::to_string(stride));
-    kernel::ShortcutGeo geo{x.dim(0), x.dim(1), x.dim(2), x.dim(3), out_channels,
-                            (x.dim(2) - 1) / stride + 1, (x.dim(3) - 1) / stride + 1, stride,
+        throw ValueError("shortcut_pad: cannot map " + x.shape().str() + " to " +
+                         std::to_string(out_channels) + " channels with stride " +
+                         std::to_string(stride));
+    kernel::ShortcutGeo geo{x.dim(0),
+                            x.dim(1),
+                            x.dim(2),
+                            x.dim(3),
+                            out_channels,
+                            (x.dim(2) - 1) / stride + 1,
+                            (x.dim(3) - 1) / stride + 1,
+                            stride,
                             (out_channels - x.dim(1)) / 2};
     return shortcut_pad_geo(x, geo);
 }
@@ -165,17 +185,17 @@ template <class T, Backend B>
 Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.oc, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::ShortcutPad<T>{x.value().data(), out.data(), geo});
-    return l2rw::detail::record<T, B>("shortcut_pad", std::move(out), {&x},
-                                      [geo](l2rw::detail::VjpContext<T, B>& c) {
-                                          c.gin[0] = shortcut_pad_adjoint(c.gout, geo);
-                                      });
+    return l2rw::detail::record<T, B>(
+        "shortcut_pad", std::move(out), {&x},
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_adjoint(c.gout, geo); });
 }
 template <class T, Backend B>
 Var<T, B> shortcut_pad_adjoint(const Var<T, B>& g, const kernel::ShortcutGeo& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
     B::for_each(out.numel(), kernel::ShortcutPadAdjoint<T>{g.value().data(), out.data(), geo});
-    return l2rw::detail::record<T, B>("shortcut_pad_adjoint", std::move(out), {&g},
-                                      [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_geo(c.gout, geo); });
+    return l2rw::detail::record<T, B>(
+        "shortcut_pad_adjoint", std::move(out), {&g},
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_geo(c.gout, geo); });
 }
 
 }  // namespace l2rw::nn::functional

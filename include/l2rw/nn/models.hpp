@@ -39,7 +39,8 @@ template <class T, Backend B>
 std::shared_ptr<Sequential<T, B>> lenet(const LeNetOptions& o, std::uint64_t seed) {
     const index_t s1 = o.image_size / 2;  // after conv1 (same size) and pool
     const index_t s2 = (s1 - 4) / 2;      // after conv2 (valid) and pool
-    if (s1 < 5 || s2 < 1) throw ValueError("lenet: image size " + std::to_string(o.image_size) + " is too small");
+    if (s1 < 5 || s2 < 1)
+        throw ValueError("lenet: image size " + std::to_string(o.image_size) + " is too small");
     Rng rng(seed);
     auto m = std::make_shared<Sequential<T, B>>();
     m->template emplace<Conv2d<T, B>>(o.in_channels, 6, 5, rng, 1, 2);
@@ -60,7 +61,8 @@ std::shared_ptr<Sequential<T, B>> lenet(const LeNetOptions& o, std::uint64_t see
 /// global average pooling, fc. Depth 32 is ResNet-32 (n = 5).
 template <class T, Backend B>
 std::shared_ptr<Sequential<T, B>> resnet_cifar(int depth, index_t classes, std::uint64_t seed,
-                                               Shortcut shortcut = Shortcut::pad, index_t in_channels = 3) {
+                                               Shortcut shortcut = Shortcut::pad,
+                                               index_t in_channels = 3) {
     if (depth < 8 || (depth - 2) % 6 != 0)
         throw ValueError("resnet_cifar: depth " + std::to_string(depth) + " is not 6n + 2");
     const int n = (depth - 2) / 6;

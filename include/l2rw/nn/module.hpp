@@ -8,9 +8,9 @@
 #pragma once
 
 #include <functional>
-#include <tuple>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -27,9 +27,12 @@ enum class Mode { train, eval, meta };
 
 inline const char* to_string(Mode m) {
     switch (m) {
-        case Mode::train: return "train";
-        case Mode::eval: return "eval";
-        case Mode::meta: return "meta";
+        case Mode::train:
+            return "train";
+        case Mode::eval:
+            return "eval";
+        case Mode::meta:
+            return "meta";
     }
     return "?";
 }
@@ -55,7 +58,7 @@ struct Context {
 
 template <class T, Backend B>
 class Module {
-public:
+  public:
     using value_type = T;
     using backend = B;
 
@@ -100,7 +103,7 @@ index_t parameter_count(Module<T, B>& m) {
 /// The Vars that stand for a module's parameters in one pass, in named_parameters order.
 template <class T, Backend B>
 class ParamBinding {
-public:
+  public:
     ParamBinding() = default;
 
     /// Each parameter of `m` becomes a leaf on `tape`.
@@ -119,12 +122,13 @@ public:
     /// The same parameters bound to other Vars (θ' for a lookahead), one per parameter.
     [[nodiscard]] ParamBinding substitute(std::vector<Var<T, B>> vars) const {
         if (vars.size() != vars_.size())
-            throw ShapeError("ParamBinding::substitute: " + std::to_string(vars.size()) + " Vars for " +
-                             std::to_string(vars_.size()) + " parameters");
+            throw ShapeError("ParamBinding::substitute: " + std::to_string(vars.size()) +
+                             " Vars for " + std::to_string(vars_.size()) + " parameters");
         for (std::size_t i = 0; i < vars.size(); ++i)
             if (!(vars[i].shape() == vars_[i].shape()))
-                throw ShapeError("ParamBinding::substitute: parameter '" + names_[i] + "' has shape " +
-                                 vars_[i].shape().str() + " but its substitute has " + vars[i].shape().str());
+                throw ShapeError("ParamBinding::substitute: parameter '" + names_[i] +
+                                 "' has shape " + vars_[i].shape().str() +
+                                 " but its substitute has " + vars[i].shape().str());
         ParamBinding b = *this;
         b.vars_ = std::move(vars);
         return b;
@@ -147,7 +151,7 @@ public:
     [[nodiscard]] std::size_t size() const { return vars_.size(); }
     const Var<T, B>& operator[](std::size_t i) const { return vars_[i]; }
 
-private:
+  private:
     std::vector<std::string> names_;
     std::vector<Var<T, B>> vars_;
     std::unordered_map<const void*, std::size_t> index_;
@@ -161,7 +165,7 @@ Var<T, B> Context<T, B>::param(const Tensor<T, B>& p) const {
 /// Layers applied one after the other; children are named by position or by the name given.
 template <class T, Backend B>
 class Sequential : public Module<T, B> {
-public:
+  public:
     Sequential() = default;
 
     template <class M, class... Args>
@@ -190,7 +194,7 @@ public:
     [[nodiscard]] std::size_t size() const { return layers_.size(); }
     Module<T, B>& operator[](std::size_t i) { return *layers_.at(i).second; }
 
-private:
+  private:
     std::vector<std::pair<std::string, std::shared_ptr<Module<T, B>>>> layers_;
 };
 

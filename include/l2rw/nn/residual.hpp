@@ -22,13 +22,21 @@ enum class Shortcut {
 /// conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut, then ReLU (He et al., 2016).
 template <class T, Backend B>
 class BasicBlock : public Module<T, B> {
-public:
+  public:
     BasicBlock(index_t in, index_t out, index_t stride, Shortcut sc, Rng& rng)
-        : in_(in), out_(out), stride_(stride), sc_(sc), conv1(in, out, 3, rng, stride, 1, false), bn1(out, 4),
-          conv2(out, out, 3, rng, 1, 1, false), bn2(out, 4) {
+        : in_(in),
+          out_(out),
+          stride_(stride),
+          sc_(sc),
+          conv1(in, out, 3, rng, stride, 1, false),
+          bn1(out, 4),
+          conv2(out, out, 3, rng, 1, 1, false),
+          bn2(out, 4) {
         if (sc == Shortcut::identity && (in != out || stride != 1))
-            throw ValueError("BasicBlock: an identity shortcut needs in == out channels and stride 1, got " +
-                             std::to_string(in) + " -> " + std::to_string(out) + " stride " + std::to_string(stride));
+            throw ValueError(
+                "BasicBlock: an identity shortcut needs in == out channels and stride 1, got " +
+                std::to_string(in) + " -> " + std::to_string(out) + " stride " +
+                std::to_string(stride));
         if (sc == Shortcut::conv) {
             sc_conv = std::make_unique<Conv2d<T, B>>(in, out, 1, rng, stride, 0, false);
             sc_bn = std::make_unique<BatchNorm<T, B>>(out, 4);
@@ -57,11 +65,11 @@ public:
     }
     [[nodiscard]] std::string type_name() const override { return "BasicBlock"; }
 
-private:
+  private:
     index_t in_, out_, stride_;
     Shortcut sc_;
 
-public:
+  public:
     Conv2d<T, B> conv1;
     BatchNorm<T, B> bn1;
     Conv2d<T, B> conv2;
@@ -74,11 +82,15 @@ public:
 /// BN-ReLU-conv3x3-BN-ReLU-dropout-conv3x3, plus the input or a 1x1 conv of it.
 template <class T, Backend B>
 class WideBlock : public Module<T, B> {
-public:
+  public:
     WideBlock(index_t in, index_t out, index_t stride, double dropout, Rng& rng)
-        : bn1(in, 4), conv1(in, out, 3, rng, stride, 1, false), bn2(out, 4), drop(dropout),
+        : bn1(in, 4),
+          conv1(in, out, 3, rng, stride, 1, false),
+          bn2(out, 4),
+          drop(dropout),
           conv2(out, out, 3, rng, 1, 1, false) {
-        if (in != out || stride != 1) sc_conv = std::make_unique<Conv2d<T, B>>(in, out, 1, rng, stride, 0, false);
+        if (in != out || stride != 1)
+            sc_conv = std::make_unique<Conv2d<T, B>>(in, out, 1, rng, stride, 0, false);
     }
     Var<T, B> forward(const Var<T, B>& x, const Context<T, B>& ctx) override {
         auto a = relu(bn1.forward(x, ctx));

@@ -67,13 +67,15 @@ struct AdamOptions {
 
 template <class T, Backend B>
 class Adam {
-public:
+  public:
     using tensor_type = Tensor<T, B>;
     using Options = AdamOptions;
 
     /// Checkpoint interface: the optimizer's name and its per-parameter state slots.
     static constexpr std::string_view type_name() { return "Adam"; }
-    static constexpr std::array<std::string_view, 2> state_slots() { return {"exp_avg", "exp_avg_sq"}; }
+    static constexpr std::array<std::string_view, 2> state_slots() {
+        return {"exp_avg", "exp_avg_sq"};
+    }
 
     explicit Adam(const AdamOptions& o) : opt_(o) {
         detail::require_nonnegative("Adam", "lr", o.lr);
@@ -81,7 +83,8 @@ public:
         detail::require_nonnegative("Adam", "weight_decay", o.weight_decay);
         for (auto [what, b] : {std::pair{"beta1", o.beta1}, std::pair{"beta2", o.beta2}})
             if (!std::isfinite(b) || b < 0 || b >= 1)
-                throw ValueError(std::string("Adam: ") + what + " must be in [0, 1), got " + std::to_string(b));
+                throw ValueError(std::string("Adam: ") + what + " must be in [0, 1), got " +
+                                 std::to_string(b));
     }
 
     [[nodiscard]] const AdamOptions& options() const { return opt_; }
@@ -120,7 +123,8 @@ public:
     /// The bias-corrected direction m̂ / (√v̂ + ε) of the next step, without applying it.
     /// step() computes θ − (α/(1 − β₁ᵗ))·(m / denom) as PyTorch does, which equals
     /// θ − α·direction up to rounding (not bit for bit).
-    [[nodiscard]] std::vector<tensor_type> direction(const ParamList<T, B>& params, const GradList<T, B>& grads) const {
+    [[nodiscard]] std::vector<tensor_type> direction(const ParamList<T, B>& params,
+                                                     const GradList<T, B>& grads) const {
         check(params, grads, "Adam::direction");
         const auto k = make_kernel(step_ + 1);
         std::vector<tensor_type> out;
@@ -152,9 +156,13 @@ public:
     [[nodiscard]] const std::vector<std::string>& param_names() const { return names_; }
 
     /// First moment m of parameter i (empty before its first step).
-    [[nodiscard]] const std::optional<tensor_type>& exp_avg(std::size_t i) const { return state(0, i); }
+    [[nodiscard]] const std::optional<tensor_type>& exp_avg(std::size_t i) const {
+        return state(0, i);
+    }
     /// Second moment v of parameter i (empty before its first step).
-    [[nodiscard]] const std::optional<tensor_type>& exp_avg_sq(std::size_t i) const { return state(1, i); }
+    [[nodiscard]] const std::optional<tensor_type>& exp_avg_sq(std::size_t i) const {
+        return state(1, i);
+    }
     /// Sets m and v of parameter i (both or neither); the state grows to i + 1 parameters.
     void set_moments(std::size_t i, std::optional<tensor_type> m, std::optional<tensor_type> v) {
         if (m.has_value() != v.has_value())
@@ -181,8 +189,8 @@ public:
     [[nodiscard]] const std::optional<tensor_type>& state(std::size_t slot, std::size_t i) const {
         if (slot > 1) throw ValueError("Adam::state: no state slot " + std::to_string(slot));
         if (i >= m_.size())
-            throw ValueError("Adam::state: parameter index " + std::to_string(i) + " out of range (" +
-                             std::to_string(m_.size()) + " parameters)");
+            throw ValueError("Adam::state: parameter index " + std::to_string(i) +
+                             " out of range (" + std::to_string(m_.size()) + " parameters)");
         return slot == 0 ? m_[i] : v_[i];
     }
     /// Checkpoint interface: replaces the whole state; slots[0] holds m, slots[1] v, one
@@ -190,7 +198,8 @@ public:
     void load_state(std::int64_t step, std::vector<std::vector<std::optional<tensor_type>>> slots) {
         if (step < 0) throw ValueError("Adam::load_state: negative step " + std::to_string(step));
         if (slots.size() != 2 || slots[0].size() != slots[1].size())
-            throw ValueError("Adam::load_state: want exp_avg and exp_avg_sq for the same parameters");
+            throw ValueError(
+                "Adam::load_state: want exp_avg and exp_avg_sq for the same parameters");
         for (std::size_t i = 0; i < slots[0].size(); ++i) {
             const auto &m = slots[0][i], &v = slots[1][i];
             if (m.has_value() != v.has_value())
@@ -198,14 +207,15 @@ public:
                                  " has only one of exp_avg and exp_avg_sq");
             if (m && !(m->shape() == v->shape()))
                 throw ShapeError("Adam::load_state: parameter " + std::to_string(i) + ": exp_avg " +
-                                 m->shape().str() + " and exp_avg_sq " + v->shape().str() + " differ");
+                                 m->shape().str() + " and exp_avg_sq " + v->shape().str() +
+                                 " differ");
         }
         m_ = std::move(slots[0]);
         v_ = std::move(slots[1]);
         step_ = step;
     }
 
-private:
+  private:
     kernel::AdamUpdate<T> make_kernel(std::int64_t t) const {
         const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t));
         const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t));

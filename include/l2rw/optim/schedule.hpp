@@ -18,27 +18,31 @@
 namespace l2rw::optim {
 
 class PiecewiseConstant {
-public:
+  public:
     /// `base_lr` until the first decay step; each decay step multiplies the rate by `factor`.
     PiecewiseConstant(double base_lr, std::vector<std::int64_t> decay_steps, double factor = 0.1)
         : boundaries_(std::move(decay_steps)) {
         check_value("base_lr", base_lr);
         if (!std::isfinite(factor) || factor <= 0)
-            throw ValueError("PiecewiseConstant: factor must be finite and > 0, got " + std::to_string(factor));
+            throw ValueError("PiecewiseConstant: factor must be finite and > 0, got " +
+                             std::to_string(factor));
         check_boundaries();
         values_.push_back(base_lr);
-        for (std::size_t i = 0; i < boundaries_.size(); ++i) values_.push_back(values_.back() * factor);
+        for (std::size_t i = 0; i < boundaries_.size(); ++i)
+            values_.push_back(values_.back() * factor);
     }
 
     /// Explicit rates: values[0] before boundaries[0], values[k] from boundaries[k-1] on;
     /// one value more than there are boundaries.
-    static PiecewiseConstant from_values(std::vector<std::int64_t> boundaries, std::vector<double> values) {
+    static PiecewiseConstant from_values(std::vector<std::int64_t> boundaries,
+                                         std::vector<double> values) {
         return PiecewiseConstant(std::move(boundaries), std::move(values), Explicit{});
     }
 
     /// The rate at (0-based) step `step`.
     [[nodiscard]] double lr(std::int64_t step) const {
-        if (step < 0) throw ValueError("PiecewiseConstant::lr: negative step " + std::to_string(step));
+        if (step < 0)
+            throw ValueError("PiecewiseConstant::lr: negative step " + std::to_string(step));
         std::size_t k = 0;
         while (k < boundaries_.size() && step >= boundaries_[k]) ++k;
         return values_[k];
@@ -48,14 +52,14 @@ public:
     [[nodiscard]] const std::vector<std::int64_t>& boundaries() const { return boundaries_; }
     [[nodiscard]] const std::vector<double>& values() const { return values_; }
 
-private:
+  private:
     struct Explicit {};
     PiecewiseConstant(std::vector<std::int64_t> boundaries, std::vector<double> values, Explicit)
         : boundaries_(std::move(boundaries)), values_(std::move(values)) {
         if (values_.size() != boundaries_.size() + 1)
-            throw ValueError("PiecewiseConstant: " + std::to_string(boundaries_.size()) + " boundaries need " +
-                             std::to_string(boundaries_.size() + 1) + " values, got " +
-                             std::to_string(values_.size()));
+            throw ValueError("PiecewiseConstant: " + std::to_string(boundaries_.size()) +
+                             " boundaries need " + std::to_string(boundaries_.size() + 1) +
+                             " values, got " + std::to_string(values_.size()));
         for (std::size_t i = 0; i < values_.size(); ++i)
             check_value(("values[" + std::to_string(i) + "]").c_str(), values_[i]);
         check_boundaries();
@@ -63,8 +67,8 @@ private:
 
     static void check_value(const char* what, double v) {
         if (!std::isfinite(v) || v < 0)
-            throw ValueError(std::string("PiecewiseConstant: ") + what + " must be finite and >= 0, got " +
-                             std::to_string(v));
+            throw ValueError(std::string("PiecewiseConstant: ") + what +
+                             " must be finite and >= 0, got " + std::to_string(v));
     }
     void check_boundaries() const {
         for (std::size_t i = 0; i < boundaries_.size(); ++i) {
@@ -72,8 +76,9 @@ private:
                 throw ValueError("PiecewiseConstant: decay step " + std::to_string(boundaries_[i]) +
                                  " must be > 0");
             if (i > 0 && boundaries_[i] <= boundaries_[i - 1])
-                throw ValueError("PiecewiseConstant: decay steps must be strictly increasing, got " +
-                                 std::to_string(boundaries_[i - 1]) + " then " + std::to_string(boundaries_[i]));
+                throw ValueError(
+                    "PiecewiseConstant: decay steps must be strictly increasing, got " +
+                    std::to_string(boundaries_[i - 1]) + " then " + std::to_string(boundaries_[i]));
         }
     }
 

@@ -42,10 +42,11 @@ namespace l2rw::optim {
 /// sharing the parameters' buffers, so writing through them updates the parameters in place.
 template <class T, Backend B>
 class ParamList {
-public:
+  public:
     ParamList() = default;
     /// From nn::named_parameters(model).
-    ParamList(const std::vector<std::pair<std::string, Tensor<T, B>*>>& named) {  // NOLINT: implicit by design
+    ParamList(const std::vector<std::pair<std::string, Tensor<T, B>*>>&
+                  named) {  // NOLINT: implicit by design
         for (const auto& [n, t] : named) {
             if (!t) throw ValueError("optimizer: parameter '" + n + "' is a null pointer");
             names_.push_back(n);
@@ -53,7 +54,8 @@ public:
         }
     }
     /// From Tensors (they share their buffers with the parameters).
-    ParamList(const std::vector<Tensor<T, B>>& tensors) : tensors_(tensors) {  // NOLINT: implicit by design
+    ParamList(const std::vector<Tensor<T, B>>& tensors)
+        : tensors_(tensors) {  // NOLINT: implicit by design
         for (std::size_t i = 0; i < tensors_.size(); ++i) names_.push_back(std::to_string(i));
     }
 
@@ -63,7 +65,7 @@ public:
     [[nodiscard]] Tensor<T, B>& operator[](std::size_t i) { return tensors_[i]; }
     [[nodiscard]] const Tensor<T, B>& operator[](std::size_t i) const { return tensors_[i]; }
 
-private:
+  private:
     std::vector<std::string> names_;
     std::vector<Tensor<T, B>> tensors_;
 };
@@ -71,7 +73,7 @@ private:
 /// Gradients, one per parameter in the same order: Vars (as grad() returns them) or Tensors.
 template <class T, Backend B>
 class GradList {
-public:
+  public:
     GradList() = default;
     GradList(const std::vector<Var<T, B>>& vars) {  // NOLINT: implicit by design
         for (const auto& v : vars) {
@@ -86,7 +88,7 @@ public:
     [[nodiscard]] bool defined(std::size_t i) const { return defined_[i]; }
     [[nodiscard]] const Tensor<T, B>& operator[](std::size_t i) const { return tensors_[i]; }
 
-private:
+  private:
     std::vector<Tensor<T, B>> tensors_;
     std::vector<bool> defined_;
 };
@@ -96,7 +98,8 @@ namespace detail {
 /// Throws unless `v` is finite and >= 0.
 inline void require_nonnegative(const char* opt, const char* what, double v) {
     if (!std::isfinite(v) || v < 0)
-        throw ValueError(std::string(opt) + ": " + what + " must be finite and >= 0, got " + std::to_string(v));
+        throw ValueError(std::string(opt) + ": " + what + " must be finite and >= 0, got " +
+                         std::to_string(v));
 }
 
 /// The checks every optimizer runs before it changes anything: as many gradients as
@@ -109,23 +112,27 @@ void check_lists(const char* op, const ParamList<T, B>& params, const GradList<T
                          std::to_string(params.size()) + " parameters");
     if (bound != 0 && params.size() != bound)
         throw ShapeError(std::string(op) + ": " + std::to_string(params.size()) +
-                         " parameters, but the optimizer state was built for " + std::to_string(bound));
+                         " parameters, but the optimizer state was built for " +
+                         std::to_string(bound));
     for (std::size_t i = 0; i < params.size(); ++i) {
         if (!grads.defined(i))
-            throw ValueError(std::string(op) + ": the gradient of parameter '" + params.name(i) + "' is undefined");
+            throw ValueError(std::string(op) + ": the gradient of parameter '" + params.name(i) +
+                             "' is undefined");
         if (!(grads[i].shape() == params[i].shape()))
             throw ShapeError(std::string(op) + ": parameter '" + params.name(i) + "' has shape " +
-                             params[i].shape().str() + " but its gradient has shape " + grads[i].shape().str());
+                             params[i].shape().str() + " but its gradient has shape " +
+                             grads[i].shape().str());
     }
 }
 
 /// Throws unless the state tensor `s` of parameter i (if any) has the parameter's shape.
 template <class T, Backend B>
-void check_state_shape(const char* op, const char* slot, const ParamList<T, B>& params, std::size_t i,
-                       const std::optional<Tensor<T, B>>& s) {
+void check_state_shape(const char* op, const char* slot, const ParamList<T, B>& params,
+                       std::size_t i, const std::optional<Tensor<T, B>>& s) {
     if (s && !(s->shape() == params[i].shape()))
         throw ShapeError(std::string(op) + ": parameter '" + params.name(i) + "' has shape " +
-                         params[i].shape().str() + " but its " + slot + " has shape " + s->shape().str());
+                         params[i].shape().str() + " but its " + slot + " has shape " +
+                         s->shape().str());
 }
 
 }  // namespace detail
@@ -176,7 +183,7 @@ struct SGDOptions {
 
 template <class T, Backend B>
 class SGD {
-public:
+  public:
     using tensor_type = Tensor<T, B>;
     using var_type = Var<T, B>;
     using Options = SGDOptions;
@@ -190,10 +197,12 @@ public:
         detail::require_nonnegative("SGD", "momentum", o.momentum);
         detail::require_nonnegative("SGD", "weight_decay", o.weight_decay);
         if (!std::isfinite(o.dampening) || o.dampening < 0 || o.dampening > 1)
-            throw ValueError("SGD: dampening must be in [0, 1], got " + std::to_string(o.dampening));
+            throw ValueError("SGD: dampening must be in [0, 1], got " +
+                             std::to_string(o.dampening));
         if (o.nesterov && (o.momentum <= 0 || o.dampening != 0))
-            throw ValueError("SGD: Nesterov momentum requires momentum > 0 and dampening = 0 (got momentum " +
-                             std::to_string(o.momentum) + ", dampening " + std::to_string(o.dampening) + ")");
+            throw ValueError(
+                "SGD: Nesterov momentum requires momentum > 0 and dampening = 0 (got momentum " +
+                std::to_string(o.momentum) + ", dampening " + std::to_string(o.dampening) + ")");
     }
 
     [[nodiscard]] const SGDOptions& options() const { return opt_; }
@@ -232,7 +241,8 @@ public:
 
     /// The direction d of the next step (θ ← θ − lr·d) without applying it: neither the
     /// parameters nor the state change.
-    [[nodiscard]] std::vector<tensor_type> direction(const ParamList<T, B>& params, const GradList<T, B>& grads) const {
+    [[nodiscard]] std::vector<tensor_type> direction(const ParamList<T, B>& params,
+                                                     const GradList<T, B>& grads) const {
         check(params, grads, "SGD::direction");
         const bool mom = opt_.momentum != 0;
         std::vector<tensor_type> out;
@@ -240,8 +250,10 @@ public:
         for (std::size_t i = 0; i < params.size(); ++i) {
             const tensor_type& p = params[i];
             tensor_type d(p.shape());
-            const T* bold = (mom && i < buffers_.size() && buffers_[i]) ? buffers_[i]->data() : nullptr;
-            B::for_each(p.numel(), make_kernel(p.data(), grads[i].data(), bold, nullptr, d.data(), nullptr));
+            const T* bold =
+                (mom && i < buffers_.size() && buffers_[i]) ? buffers_[i]->data() : nullptr;
+            B::for_each(p.numel(),
+                        make_kernel(p.data(), grads[i].data(), bold, nullptr, d.data(), nullptr));
             out.push_back(std::move(d));
         }
         return out;
@@ -264,7 +276,9 @@ public:
             var_type d = g;
             if (opt_.momentum != 0) {
                 const bool has = i < buffers_.size() && buffers_[i].has_value();
-                const var_type bn = has ? var_type(*buffers_[i]) * mu + g * (T(1) - static_cast<T>(opt_.dampening)) : g;
+                const var_type bn =
+                    has ? var_type(*buffers_[i]) * mu + g * (T(1) - static_cast<T>(opt_.dampening))
+                        : g;
                 d = opt_.nesterov ? g + bn * mu : bn;
             }
             out.push_back(d);
@@ -296,8 +310,8 @@ public:
     /// The momentum buffer of parameter i; empty before its first step (or without momentum).
     [[nodiscard]] const std::optional<tensor_type>& momentum_buffer(std::size_t i) const {
         if (i >= buffers_.size())
-            throw ValueError("SGD::momentum_buffer: parameter index " + std::to_string(i) + " out of range (" +
-                             std::to_string(buffers_.size()) + " parameters)");
+            throw ValueError("SGD::momentum_buffer: parameter index " + std::to_string(i) +
+                             " out of range (" + std::to_string(buffers_.size()) + " parameters)");
         return buffers_[i];
     }
     /// The momentum buffer of the parameter named `name` at the last step; null when absent.
@@ -329,17 +343,27 @@ public:
     void load_state(std::int64_t step, std::vector<std::vector<std::optional<tensor_type>>> slots) {
         if (step < 0) throw ValueError("SGD::load_state: negative step " + std::to_string(step));
         if (slots.size() != state_slots().size())
-            throw ValueError("SGD::load_state: " + std::to_string(slots.size()) + " state slots, want 1");
+            throw ValueError("SGD::load_state: " + std::to_string(slots.size()) +
+                             " state slots, want 1");
         buffers_ = std::move(slots[0]);
         step_ = step;
     }
 
-private:
-    kernel::SgdUpdate<T> make_kernel(const T* p, const T* g, const T* b, T* bout, T* d, T* pout) const {
-        return kernel::SgdUpdate<T>{p, g, b, bout, d, pout,
-                                    static_cast<T>(opt_.lr), static_cast<T>(opt_.momentum),
-                                    static_cast<T>(opt_.dampening), static_cast<T>(opt_.weight_decay),
-                                    opt_.momentum != 0, opt_.nesterov};
+  private:
+    kernel::SgdUpdate<T> make_kernel(const T* p, const T* g, const T* b, T* bout, T* d,
+                                     T* pout) const {
+        return kernel::SgdUpdate<T>{p,
+                                    g,
+                                    b,
+                                    bout,
+                                    d,
+                                    pout,
+                                    static_cast<T>(opt_.lr),
+                                    static_cast<T>(opt_.momentum),
+                                    static_cast<T>(opt_.dampening),
+                                    static_cast<T>(opt_.weight_decay),
+                                    opt_.momentum != 0,
+                                    opt_.nesterov};
     }
     void check(const ParamList<T, B>& params, const GradList<T, B>& grads, const char* op) const {
         detail::check_lists(op, params, grads, buffers_.size());
