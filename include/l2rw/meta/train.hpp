@@ -1,0 +1,319 @@
+// l2rw/meta/train.hpp — one training loop for every weighting policy, evaluation, and the
+// paper's "+FT" fine-tuning on the clean set.
+//
+//   auto policy = meta::make_policy<Model>("l2rw");
+//   meta::TrainOptions o{.steps = 8000, .batch_size = 100, .seed = 1};
+//   meta::Callbacks<float> cb{.on_eval = [&](std::int64_t done) { log(meta::evaluate(*model,
+//   test)); }}; meta::train(*model, sgd, *policy, train_set, clean_set, o, cb);
+//   meta::fine_tune(*model, sgd, clean_set, 1000, 100);          // "+FT"
+//
+// Step s (0-based) of train():
+//   1. the learning rate schedule, if any, sets the optimizer's rate to schedule.lr(s);
+//   2. the batch: the policy's choice (Resample) or the next batch of a seeded shuffle of the
+//      training set (data::Batcher, whole batches only), then the augmentation hook on a copy;
+//   3. for a policy that uses it, the validation batch: the whole clean set when it holds no
+//      more than validation_batch_size examples, else the next batch of its own shuffle;
+//   4. the policy's weights w; unless the batch is skipped, the gradient of Σ_i w_i f_i(θ) in
+//      train mode (BatchNorm statistics updated, dropout on) and one optimizer step.
+// Every random draw (shuffles, augmentation, dropout, the policies' own) is seeded from
+// (seed, step), so a run resumed from a checkpoint continues bit for bit as the uninterrupted
+// run would have.
+//
+// Checkpoints hold the model, the optimizer state and the number of steps done, stored as the
+// optimizer's step count. So that the two agree, a skipped batch (all weights zero) advances
+// the optimizer's step count without touching parameters or state (for Adam this means its
+// bias correction counts skipped steps too), and a run that writes checkpoints must start
+// from a fresh optimizer (step count 0) unless it resumes.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../data/dataset.hpp"
+#include "../data/sampler.hpp"
+#include "../io/checkpoint.hpp"
+#include "../optim/schedule.hpp"
+#include "policies.hpp"
+
+namespace l2rw::meta {
+
+struct TrainOptions {
+    /// Total steps: a fresh run takes steps 0 .. steps − 1; a resumed one the rest of them.
+    std::int64_t steps = 100;
+    /// Training batch size (the paper: 100). A training set smaller than this is one batch.
+    index_t batch_size = 100;
+    /// Validation batch size (the paper: 100); a clean set no larger is used whole every step.
+    index_t validation_batch_size = 100;
+    /// Seeds the shuffles, the augmentation and dropout (policies have their own seeds).
+    std::uint64_t seed = 0;
+    /// Learning rate per step; none: the optimizer's rate is left alone.
+    std::optional<optim::PiecewiseConstant> lr_schedule{};
+    /// Callbacks::on_eval after every this many steps (0: never).
+    std::int64_t eval_every = 0;
+    /// Save a checkpoint to checkpoint_path after every this many steps and after the last
+    /// one (0: never).
+    std::int64_t checkpoint_every = 0;
+    std::filesystem::path checkpoint_path{};
+    /// Load checkpoint_path first when it exists, and go on from the step it was saved at.
+    bool resume = false;
+    /// Applied to a copy of each training batch (e.g. data::augment_crop_flip), with a
+    /// generator seeded from (seed, step).
+    std::function<void(data::Dataset& batch, Rng& rng)> augment{};
+};
+
+template <class T>
+struct Callbacks {
+    /// After step `step` (0-based): the policy's report and the weighted training loss
+    /// Σ_i w_i f_i (0 for a skipped batch).
+    std::function<void(std::int64_t step, const StepReport<T>& report, double loss)> on_step{};
+    /// After every TrainOptions::eval_every steps, with the number of steps done.
+    std::function<void(std::int64_t steps_done)> on_eval{};
+};
+
+struct TrainSummary {
+    std::int64_t first_step = 0;  ///< the first step this call ran (> 0 after a resume)
+    std::int64_t steps_done = 0;  ///< steps done in all, this call and the run it resumed
+    std::int64_t skipped = 0;     ///< batches this call skipped (all weights zero)
+    bool resumed = false;
+    double last_loss = 0;  ///< the weighted training loss of the last step run
+};
+
+struct EvalResult {
+    double accuracy = 0;  ///< fraction of examples whose predicted class is their (observed) label
+    double loss = 0;      ///< mean per-example default_loss
+    index_t count = 0;
+};
+
+/// A dataset's rows as a meta::Batch (noise flags only when the dataset carries noise).
+template <class T, Backend B>
+Batch<T, B> make_batch(const data::Dataset& ds, const std::vector<index_t>& rows) {
+    auto b = data::to_batch<T, B>(ds, rows);
+    Batch<T, B> out{std::move(b.x), std::move(b.y), {}};
+    if (ds.has_noise()) out.noisy = std::move(b.noisy);
+    return out;
+}
+
+/// Gradients (named_parameters order) of Σ_i w_i f_i(θ), f = `loss`, in train mode: BatchNorm
+/// running statistics are updated and dropout draws its masks from `rng`. The loss value goes
+/// to *loss_out when given.
+template <class Model>
+std::vector<Tensor<typename Model::value_type, typename Model::backend>> weighted_gradient(
+    Model& model, const Batch<typename Model::value_type, typename Model::backend>& b,
+    const std::vector<typename Model::value_type>& w,
+    const LossFn<typename Model::value_type, typename Model::backend>& loss, Rng* rng = nullptr,
+    double* loss_out = nullptr) {
+    using T = typename Model::value_type;
+    using B = typename Model::backend;
+    if (static_cast<index_t>(w.size()) != b.y.numel())
+        throw ShapeError("weighted_gradient: " + std::to_string(w.size()) + " weights for " +
+                         std::to_string(b.y.numel()) + " examples");
+    Tape<T, B> tape;
+    auto bind = nn::ParamBinding<T, B>::leaves(model, tape);
+    nn::Context<T, B> ctx{nn::Mode::train, &bind, rng};
+    auto f = loss(model.forward(Var<T, B>(b.x), ctx), b.y);
+    if (f.rank() != 1 || f.numel() != b.y.numel())
+        throw ShapeError("weighted_gradient: the loss has shape " + f.shape().str() +
+                         ", want one value per example [" + std::to_string(b.y.numel()) + "]");
+    auto L = nn::weighted_sum(f, Var<T, B>(Tensor<T, B>::from_host(Shape{b.y.numel()}, w)));
+    const double lv = static_cast<double>(L.item());
+    if (loss_out) *loss_out = lv;
+    if (!std::isfinite(lv))
+        throw NumericError("the training loss is not finite (" + std::to_string(lv) + ")");
+    auto g = grad(L, bind.vars(), GradOptions{.allow_unused = true});
+    std::vector<Tensor<T, B>> out;
+    out.reserve(g.size());
+    for (auto& v : g) out.push_back(v.value());
+    return out;
+}
+
+/// Accuracy and mean loss of `model` on `ds` in eval mode (running statistics, no dropout),
+/// without recording, `batch_size` examples at a time. A one-output head predicts class 1
+/// when its logit is > 0; a softmax head its largest output (ties: the lowest class).
+template <class Model>
+EvalResult evaluate(Model& model, const data::Dataset& ds, index_t batch_size = 100) {
+    using T = typename Model::value_type;
+    using B = typename Model::backend;
+    if (ds.n <= 0) throw ValueError("evaluate: the dataset is empty");
+    if (batch_size <= 0)
+        throw ValueError("evaluate: batch size " + std::to_string(batch_size) + " is not positive");
+    NoGradGuard ng;
+    nn::Context<T, B> ctx{nn::Mode::eval, nullptr, nullptr};
+    double loss = 0;
+    index_t correct = 0;
+    for (index_t lo = 0; lo < ds.n; lo += batch_size) {
+        std::vector<index_t> rows;
+        for (index_t i = lo; i < std::min(ds.n, lo + batch_size); ++i) rows.push_back(i);
+        const auto b = data::to_batch<T, B>(ds, rows);
+        const auto out = model.forward(Var<T, B>(b.x), ctx);
+        for (T v : default_loss<T, B>(out, b.y).to_host()) loss += static_cast<double>(v);
+        const auto z = out.to_host();
+        const auto k = static_cast<std::size_t>(rows.size());
+        const std::size_t c = z.size() / k;
+        for (std::size_t i = 0; i < k; ++i) {
+            index_t pred = 0;
+            if (c == 1) {
+                pred = z[i] > T(0) ? 1 : 0;
+            } else {
+                for (std::size_t j = 1; j < c; ++j)
+                    if (z[i * c + j] > z[i * c + static_cast<std::size_t>(pred)])
+                        pred = static_cast<index_t>(j);
+            }
+            correct += pred == ds.labels[static_cast<std::size_t>(rows[i])];
+        }
+    }
+    return {static_cast<double>(correct) / static_cast<double>(ds.n),
+            loss / static_cast<double>(ds.n), ds.n};
+}
+
+namespace detail {
+
+/// A Batcher positioned at the batch of step `step` (one batch per step from step 0).
+inline data::Batcher batcher_at(index_t n, index_t batch, std::uint64_t seed, std::int64_t step) {
+    data::Batcher b(n, batch, seed, /*drop_last=*/true);
+    const auto per = static_cast<std::int64_t>(b.batches_per_epoch());
+    b.seek(static_cast<index_t>(step / per));
+    for (std::int64_t k = 0; k < step % per; ++k) (void)b.next();
+    return b;
+}
+
+inline constexpr std::uint64_t stream_train_order = 0x0d1, stream_val_order = 0x0d2,
+                               stream_augment = 0x0a5, stream_dropout = 0x0d0;
+
+}  // namespace detail
+
+/// Trains `model` with `opt` (optim::SGD, optim::Adam, or any optimizer with step(ParamList,
+/// GradList), lr(), set_lr, step_count() and set_step_count()) for options.steps steps, the
+/// example weights from `policy`, batches from `train_set`, validation batches (for policies
+/// that use them) from `clean_set`. See the file comment for the step. Throws NumericError
+/// naming the step when the training loss, or anything the policy computes, is not finite.
+template <class Model, class Opt>
+TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
+                   const data::Dataset& train_set, const data::Dataset& clean_set,
+                   const TrainOptions& o, const Callbacks<typename Model::value_type>& cb = {}) {
+    using T = typename Model::value_type;
+    using B = typename Model::backend;
+    if (o.steps < 0) throw ValueError("train: negative step count " + std::to_string(o.steps));
+    if (train_set.n <= 0) throw ValueError("train: the training set is empty");
+    if (o.batch_size <= 0)
+        throw ValueError("train: batch size " + std::to_string(o.batch_size) + " is not positive");
+    if (o.eval_every < 0 || o.checkpoint_every < 0)
+        throw ValueError("train: eval_every and checkpoint_every must be >= 0");
+    const bool checkpointing = o.checkpoint_every > 0;
+    if (checkpointing && o.checkpoint_path.empty())
+        throw ValueError("train: checkpoint_every is set but checkpoint_path is empty");
+    if (o.resume && o.checkpoint_path.empty())
+        throw ValueError("train: resume is set but checkpoint_path is empty");
+    const bool use_val = policy.uses_validation();
+    if (use_val && clean_set.n <= 0)
+        throw ValueError("train: policy '" + policy.name() +
+                         "' needs a clean validation set, but it is empty");
+    if (use_val && o.validation_batch_size <= 0)
+        throw ValueError("train: validation batch size " + std::to_string(o.validation_batch_size) +
+                         " is not positive");
+
+    TrainSummary sum;
+    if (o.resume && std::filesystem::exists(o.checkpoint_path)) {
+        io::load_checkpoint(o.checkpoint_path, model, opt);
+        sum.first_step = static_cast<std::int64_t>(opt.step_count());
+        sum.resumed = true;
+    } else if (checkpointing && opt.step_count() != 0) {
+        throw ValueError(
+            "train: checkpoints count steps with the optimizer's step count, so a run that saves "
+            "them "
+            "must start from a fresh optimizer (this one has taken " +
+            std::to_string(opt.step_count()) + " steps)");
+    }
+    sum.steps_done = sum.first_step;
+    policy.prepare(train_set);
+
+    const optim::ParamList<T, B> params(nn::named_parameters(model));
+    const index_t bs = std::min(o.batch_size, train_set.n);
+    auto order = detail::batcher_at(train_set.n, bs,
+                                    detail::stream_seed(o.seed, detail::stream_train_order, 0),
+                                    sum.first_step);
+    std::optional<Batch<T, B>> whole_val;
+    std::optional<data::Batcher> val_order;
+    if (use_val) {
+        if (clean_set.n <= o.validation_batch_size) {
+            whole_val = make_batch<T, B>(clean_set, data::iota_indices(clean_set.n));
+        } else {
+            val_order = detail::batcher_at(clean_set.n, o.validation_batch_size,
+                                           detail::stream_seed(o.seed, detail::stream_val_order, 0),
+                                           sum.first_step);
+        }
+    }
+    std::function<Lookahead<T, B>()> lookahead;
+    if constexpr (requires { lookahead_from(opt, params); })
+        lookahead = [&opt, &params] { return lookahead_from(opt, params); };
+
+    for (std::int64_t s = sum.first_step; s < o.steps; ++s) {
+        if (o.lr_schedule) opt.set_lr(o.lr_schedule->lr(s));
+        auto rows = order.next();  // drawn every step, so the order stays a function of the step
+        if (auto chosen = policy.select(train_set, bs, s)) rows = std::move(*chosen);
+        Batch<T, B> batch;
+        if (o.augment) {
+            auto part = train_set.subset(rows);
+            Rng rng(detail::stream_seed(o.seed, detail::stream_augment, s));
+            o.augment(part, rng);
+            batch = make_batch<T, B>(part, data::iota_indices(part.n));
+        } else {
+            batch = make_batch<T, B>(train_set, rows);
+        }
+        std::optional<Batch<T, B>> val_batch;
+        if (val_order) val_batch = make_batch<T, B>(clean_set, val_order->next());
+        const Batch<T, B>* val = whole_val ? &*whole_val : val_batch ? &*val_batch : nullptr;
+
+        StepReport<T> report;
+        double loss = 0;
+        try {
+            report = policy.weigh(PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead});
+            if (report.weights.size() != static_cast<std::size_t>(batch.y.numel()))
+                throw ShapeError("train: step " + std::to_string(s) + ": policy '" + policy.name() +
+                                 "' gave " + std::to_string(report.weights.size()) +
+                                 " weights for " + std::to_string(batch.y.numel()) + " examples");
+            if (!report.skipped) {
+                Rng rng(detail::stream_seed(o.seed, detail::stream_dropout, s));
+                opt.step(params, weighted_gradient(model, batch, report.weights, policy.loss_fn(),
+                                                   &rng, &loss));
+            } else {
+                opt.set_step_count(opt.step_count() + 1);
+                ++sum.skipped;
+            }
+        } catch (const NumericError& e) {
+            throw NumericError("train: step " + std::to_string(s) + " (policy '" + policy.name() +
+                               "'): " + e.what());
+        }
+        sum.last_loss = loss;
+        sum.steps_done = s + 1;
+        if (cb.on_step) cb.on_step(s, report, loss);
+        if (o.eval_every > 0 && (s + 1) % o.eval_every == 0 && cb.on_eval) cb.on_eval(s + 1);
+        if (checkpointing && ((s + 1) % o.checkpoint_every == 0 || s + 1 == o.steps)) {
+            io::save_checkpoint(o.checkpoint_path, model, opt);
+        }
+    }
+    return sum;
+}
+
+/// The paper's "+FT": plain training (uniform weights, default_loss) of `model` on the clean
+/// set alone for `steps` steps of `batch_size` examples (the whole set when it is smaller),
+/// with `opt` as it is (set its learning rate first). Returns the summary of the run.
+template <class Model, class Opt>
+TrainSummary fine_tune(Model& model, Opt& opt, const data::Dataset& clean_set, std::int64_t steps,
+                       index_t batch_size = 100, std::uint64_t seed = 0,
+                       const Callbacks<typename Model::value_type>& cb = {}) {
+    Uniform<Model> uniform;
+    TrainOptions o;
+    o.steps = steps;
+    o.batch_size = batch_size;
+    o.seed = seed;
+    return train(model, opt, uniform, clean_set, data::Dataset{}, o, cb);
+}
+
+}  // namespace l2rw::meta
