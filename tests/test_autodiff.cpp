@@ -197,7 +197,7 @@ TEST_CASE_TEMPLATE("grad: contributions of a Var used several times accumulate",
     check_close(both[1].to_host(), gz, 1e-14, 0, "total derivative when a is also an input");
 }
 
-TEST_CASE_TEMPLATE("tape: NoGradGuard gives constants; grad without create_graph records nothing",
+TEST_CASE_TEMPLATE("tape: NoGradGuard gives constants, grad without create_graph records nothing",
                    B, L2RW_BACKENDS) {
     Tape<double, B> tape;
     auto x = tape.leaf(tensor<B>(Shape{2}, {1.0, 2.0}));

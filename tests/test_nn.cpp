@@ -127,7 +127,7 @@ long double dot(const Vec& a, const Vec& b) {
 // 1. Finite-difference checks, layer by layer
 // =============================================================================================
 
-TEST_CASE_TEMPLATE("nn: Linear derivatives (input, weight, bias; first and second order)", B,
+TEST_CASE_TEMPLATE("nn: Linear derivatives (input, weight, bias, first and second order)", B,
                    L2RW_BACKENDS) {
     Rng rng(11);
     nn::Linear<double, B> lin(4, 3, rng);
@@ -358,7 +358,7 @@ TEST_CASE_TEMPLATE("nn: ReLU, Sigmoid, Tanh and Flatten layers", B, L2RW_BACKEND
     CHECK(relu_l(VarD<B>(tensor<B>(Shape{3}, {-1, 0.5, 2})), ctx).to_host() == Vec{0, 0.5, 2});
 }
 
-TEST_CASE_TEMPLATE("nn: residual blocks (identity, pad and conv shortcuts; WideBlock) derivatives",
+TEST_CASE_TEMPLATE("nn: residual blocks (identity, pad and conv shortcuts, WideBlock) derivatives",
                    B, L2RW_BACKENDS) {
     // Each block composes conv, BatchNorm with batch statistics (train mode), ReLU and the
     // shortcut; the FD checks cover all parameters at once. A wrong shortcut_pad adjoint

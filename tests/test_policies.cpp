@@ -430,7 +430,7 @@ TEST_CASE("train: every policy runs through the one loop") {
     }
 }
 
-TEST_CASE("train: uniform training lowers the training loss; evaluate reports accuracy and loss") {
+TEST_CASE("train: uniform training lowers the training loss, evaluate reports accuracy and loss") {
     const auto tr = blobs(20, 20, 31);
     auto m = mlp_model(5);
     const auto e0 = meta::evaluate(*m, tr, 16);

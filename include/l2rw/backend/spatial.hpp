@@ -16,6 +16,25 @@ struct Window2d {
     L2RW_HD index_t kk() const { return c * kh * kw; }
 };
 
+/// Calls f(o) for the flat index o of every output window of `g` that covers the input
+/// element (plane nc, row h, column w): the gather form of a pooling adjoint.
+template <class F>
+L2RW_HD void for_each_covering_window(const Window2d& g, index_t nc, index_t h, index_t w, F&& f) {
+    for (index_t i = 0; i < g.kh; ++i) {
+        const index_t t = h + g.pad - i;
+        if (t < 0 || t % g.stride) continue;
+        const index_t oh = t / g.stride;
+        if (oh >= g.oh) continue;
+        for (index_t j = 0; j < g.kw; ++j) {
+            const index_t u = w + g.pad - j;
+            if (u < 0 || u % g.stride) continue;
+            const index_t ow = u / g.stride;
+            if (ow >= g.ow) continue;
+            f((nc * g.oh + oh) * g.ow + ow);
+        }
+    }
+}
+
 /// cols[(n, oh, ow), (c, i, j)] = x[n, c, oh*s - p + i, ow*s - p + j] (0 outside); one call
 /// per row of cols (one output position).
 template <class T>
@@ -113,20 +132,9 @@ struct MaxPoolScatter {
     L2RW_HD void operator()(index_t e) const {
         const index_t w = e % geo.w, h = (e / geo.w) % geo.h, nc = e / (geo.w * geo.h);
         T acc = T(0);
-        for (index_t i = 0; i < geo.kh; ++i) {
-            const index_t t = h + geo.pad - i;
-            if (t < 0 || t % geo.stride) continue;
-            const index_t oh = t / geo.stride;
-            if (oh >= geo.oh) continue;
-            for (index_t j = 0; j < geo.kw; ++j) {
-                const index_t u = w + geo.pad - j;
-                if (u < 0 || u % geo.stride) continue;
-                const index_t ow = u / geo.stride;
-                if (ow >= geo.ow) continue;
-                const index_t o = (nc * geo.oh + oh) * geo.ow + ow;
-                if (arg[o] == e) acc += g[o];
-            }
-        }
+        for_each_covering_window(geo, nc, h, w, [&](index_t o) {
+            if (arg[o] == e) acc += g[o];
+        });
         x[e] = acc;
     }
 };
@@ -152,23 +160,11 @@ template <class T>
 struct AvgPoolAdjoint {
     const T* g;
     T* x;
-    Window2d geo;
+    Window2d geo;  // pad == 0
     L2RW_HD void operator()(index_t e) const {
         const index_t w = e % geo.w, h = (e / geo.w) % geo.h, nc = e / (geo.w * geo.h);
         T acc = T(0);
-        for (index_t i = 0; i < geo.kh; ++i) {
-            const index_t t = h - i;
-            if (t < 0 || t % geo.stride) continue;
-            const index_t oh = t / geo.stride;
-            if (oh >= geo.oh) continue;
-            for (index_t j = 0; j < geo.kw; ++j) {
-                const index_t u = w - j;
-                if (u < 0 || u % geo.stride) continue;
-                const index_t ow = u / geo.stride;
-                if (ow >= geo.ow) continue;
-                acc += g[(nc * geo.oh + oh) * geo.ow + ow];
-            }
-        }
+        for_each_covering_window(geo, nc, h, w, [&](index_t o) { acc += g[o]; });
         x[e] = acc / T(geo.kh * geo.kw);
     }
 };
