@@ -266,7 +266,7 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf) {
     const std::size_t n = buf.size();
     // Magic: a short file that starts like the magic is a truncated checkpoint.
     const std::size_t mlen = std::min<std::size_t>(n, sizeof checkpoint_magic);
-    if (std::memcmp(buf.data(), checkpoint_magic, mlen) != 0)
+    if (mlen != 0 && std::memcmp(buf.data(), checkpoint_magic, mlen) != 0)
         throw CheckpointError("checkpoint " + f + ": not an l2rw checkpoint (bad magic)");
     Reader r(f, buf.data(), n);
     if (n == 0) r.need(sizeof checkpoint_magic, "the magic bytes (the file is empty)");
