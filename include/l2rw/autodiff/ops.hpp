@@ -16,9 +16,6 @@
 
 namespace l2rw {
 
-template <class T, Backend B>
-using VarT = Var<T, B>;
-
 // ---- shape plumbing -----------------------------------------------------------------------
 
 template <class T, Backend B>

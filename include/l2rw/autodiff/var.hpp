@@ -57,6 +57,14 @@ struct TapeData : std::enable_shared_from_this<TapeData<T, B>> {
     std::deque<Node<T, B>> nodes;  // a deque: rules append while a node's rule runs
     bool released = false;
 
+    /// Appends a leaf node holding `value` and returns it as a Var.
+    Var<T, B> add_leaf(const Tensor<T, B>& value) {
+        Node<T, B> n;
+        n.value = value;
+        nodes.push_back(std::move(n));
+        return Var<T, B>(value, this->shared_from_this(), static_cast<index_t>(nodes.size()) - 1);
+    }
+
     void release() {
         std::deque<Node<T, B>>().swap(nodes);
         released = true;
@@ -147,12 +155,7 @@ class Tape {
     Tape& operator=(const Tape&) = delete;
 
     /// A leaf that needs a gradient, holding `value` (the buffer is shared, not copied).
-    Var<T, B> leaf(const Tensor<T, B>& value) {
-        detail::Node<T, B> n;
-        n.value = value;
-        data_->nodes.push_back(std::move(n));
-        return Var<T, B>(value, data_, static_cast<index_t>(data_->nodes.size()) - 1);
-    }
+    Var<T, B> leaf(const Tensor<T, B>& value) { return data_->add_leaf(value); }
 
     /// True when this scope is the calling thread's current tape for (T, B).
     [[nodiscard]] bool is_current() const { return detail::current_tape<T, B>() == data_.get(); }
@@ -174,10 +177,7 @@ template <class T, Backend B>
 Var<T, B> leaf(const Tensor<T, B>& value) {
     auto* d = detail::current_tape<T, B>();
     if (!d) throw TapeError("leaf: no Tape in scope on this thread: construct an l2rw::Tape first");
-    detail::Node<T, B> n;
-    n.value = value;
-    d->nodes.push_back(std::move(n));
-    return Var<T, B>(value, d->shared_from_this(), static_cast<index_t>(d->nodes.size()) - 1);
+    return d->add_leaf(value);
 }
 
 namespace detail {
