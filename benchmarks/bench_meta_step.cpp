@@ -1,0 +1,188 @@
+// benchmarks/bench_meta_step.cpp — the cost of one reweighted training step (Algorithm 1 of
+// Ren et al., 2018) against one plain step, float on the Cpu backend.
+//
+// Models: MLP 784-256-256-10 (inputs [n, 784]), LeNet (1x28x28, 10 outputs) and ResNet-32
+// (3x32x32, 10 classes). Per model, at training batch 100:
+//
+//   <model>/plain/train:100                   forward + backward + SGD-momentum step, uniform
+//                                             weights (weighted_gradient + opt.step)
+//   <model>/meta/<strategy>/train:100/val:V   OnlineReweighter::step with SGD momentum: the
+//                                             example weights (lookahead + backward-on-backward
+//                                             for `general`, one double-backward VJP for
+//                                             `exact`) and then the reweighted step; V = 100, 10
+//
+// Each case reports examples/s (training examples per second) and, for meta steps, the
+// share of steps skipped because every weight was zero (Eq. 9). After the runs a table of
+// meta/plain time ratios per model, validation batch and strategy is printed (the paper
+// reports about 3x); it uses the median over repetitions when --benchmark_repetitions > 1.
+//
+// This file has its own main(): BENCHMARK_MAIN()'s, with the console reporter of
+// ratio_reporter.hpp that also collects the times for that table. Typical use:
+//
+//   bench_meta_step                                         # all (ResNet-32 takes minutes)
+//   bench_meta_step --benchmark_filter='^mlp/'              # CI smoke run: the MLP only
+//   bench_meta_step --benchmark_filter='^(mlp|lenet)/' --benchmark_repetitions=5
+//
+// ResNet-32 cases run a fixed 2 iterations, 1 repetition (a plain step takes seconds here).
+// Every case takes one untimed warm-up step first (page faults of the host memory pool,
+// momentum buffers).
+#include <benchmark/benchmark.h>
+
+#include <exception>
+#include <l2rw/l2rw.hpp>
+#include <l2rw/meta.hpp>
+#include <l2rw/optim.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ratio_reporter.hpp"
+
+namespace {
+
+using namespace l2rw;
+using T = float;
+using B = Cpu;
+using Model = nn::Sequential<T, B>;
+using Reweighter = meta::OnlineReweighter<Model>;
+
+constexpr index_t classes = 10;
+constexpr index_t train_batch = 100;
+// Small enough that thousands of steps on one fixed batch stay finite; the cost of a step
+// does not depend on it.
+constexpr double learning_rate = 0.01;
+constexpr double momentum = 0.9;
+
+enum class Arch { mlp, lenet, resnet32 };
+
+const char* arch_name(Arch a) {
+    switch (a) {
+        case Arch::mlp:
+            return "mlp";
+        case Arch::lenet:
+            return "lenet";
+        case Arch::resnet32:
+            return "resnet32";
+    }
+    return "?";
+}
+
+std::shared_ptr<Model> make_model(Arch a) {
+    switch (a) {
+        case Arch::mlp:
+            return nn::mlp<T, B>({784, 256, 256, classes}, 1);
+        case Arch::lenet:
+            return nn::lenet<T, B>(
+                nn::LeNetOptions{.in_channels = 1, .image_size = 28, .outputs = classes}, 1);
+        case Arch::resnet32:
+            return nn::resnet32<T, B>(classes, 1);
+    }
+    return nullptr;
+}
+
+Shape input_shape(Arch a, index_t n) {
+    switch (a) {
+        case Arch::mlp:
+            return Shape{n, 784};
+        case Arch::lenet:
+            return Shape{n, 1, 28, 28};
+        case Arch::resnet32:
+            return Shape{n, 3, 32, 32};
+    }
+    return Shape{n};
+}
+
+meta::Batch<T, B> make_batch(Arch a, index_t n, std::uint64_t seed) {
+    Rng rng(seed);
+    std::vector<index_t> y(static_cast<std::size_t>(n));
+    for (auto& v : y) v = static_cast<index_t>(rng.below(static_cast<std::uint64_t>(classes)));
+    return {Tensor<T, B>::randn(input_shape(a, n), seed + 1000),
+            IndexTensor<B>::from_host(Shape{n}, y),
+            {}};
+}
+
+optim::SGD<T, B> make_optimizer() {
+    return optim::SGD<T, B>({.lr = learning_rate, .momentum = momentum});
+}
+
+void set_examples_per_second(benchmark::State& st, index_t n) {
+    st.counters["examples/s"] =
+        benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+/// Forward + backward + SGD-momentum step with uniform weights 1/n.
+void plain_step(benchmark::State& st, Arch a, index_t n) {
+    try {
+        auto model = make_model(a);
+        const auto tb = make_batch(a, n, 11);
+        auto opt = make_optimizer();
+        Reweighter rw(*model);
+        const std::vector<T> w(static_cast<std::size_t>(n), T(1) / static_cast<T>(n));
+        opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));  // warm-up
+        for (auto _ : st) opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));
+        set_examples_per_second(st, n);
+    } catch (const std::exception& e) {
+        st.SkipWithError(e.what());
+    }
+}
+
+/// OnlineReweighter::step: the weights by `strategy`, then the reweighted SGD-momentum step.
+void meta_step(benchmark::State& st, Arch a, meta::Strategy strategy, index_t n, index_t m) {
+    try {
+        auto model = make_model(a);
+        const auto tb = make_batch(a, n, 11);
+        const auto vb = make_batch(a, m, 22);
+        auto opt = make_optimizer();
+        meta::ReweightOptions ro;
+        ro.strategy = strategy;
+        Reweighter rw(*model, ro);
+        (void)rw.step(tb, vb, opt);  // warm-up
+        double skipped = 0;
+        for (auto _ : st) skipped += rw.step(tb, vb, opt).skipped ? 1.0 : 0.0;
+        set_examples_per_second(st, n);
+        st.counters["skipped"] = benchmark::Counter(skipped, benchmark::Counter::kAvgIterations);
+    } catch (const std::exception& e) {
+        st.SkipWithError(e.what());
+    }
+}
+
+void tune(benchmark::internal::Benchmark* b, Arch a) {
+    b->Unit(benchmark::kMillisecond)->UseRealTime();
+    if (a == Arch::resnet32)
+        b->Iterations(2)->Repetitions(1);
+    else
+        b->MinTime(1.0);
+}
+
+void register_all() {
+    for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet32}) {
+        const std::string model = arch_name(a);
+        const std::string train = "train:" + std::to_string(train_batch);
+        tune(benchmark::RegisterBenchmark(
+                 (model + "/plain/" + train).c_str(),
+                 [a](benchmark::State& st) { plain_step(st, a, train_batch); }),
+             a);
+        for (meta::Strategy s : {meta::Strategy::general, meta::Strategy::exact}) {
+            for (index_t m : {index_t{100}, index_t{10}}) {
+                const std::string name = model + "/meta/" + meta::to_string(s) + "/" + train +
+                                         "/val:" + std::to_string(m);
+                tune(benchmark::RegisterBenchmark(
+                         name.c_str(),
+                         [a, s, m](benchmark::State& st) { meta_step(st, a, s, train_batch, m); }),
+                     a);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    register_all();
+    l2rw_bench::RatioReporter reporter;
+    benchmark::RunSpecifiedBenchmarks(&reporter);
+    benchmark::Shutdown();
+    return 0;
+}
