@@ -409,3 +409,36 @@ TEST_CASE_TEMPLATE("meta: step() takes the reweighted step with the user's optim
         check_close(std::get<1>(a[i])->to_host(), std::get<1>(b[i])->to_host(), 1e-12, 1e-15,
                     std::get<0>(a[i]));
 }
+
+TEST_CASE_TEMPLATE(
+    "meta: the fused step equals the two-pass step, and a skipped batch changes nothing", B,
+    L2RW_BACKENDS) {
+    auto fused = make_model<B>(Arch::resnet, 12);
+    auto twopass = make_model<B>(Arch::resnet, 12);
+    auto tr = make_batch<B>(Arch::resnet, 6, 61), va = make_batch<B>(Arch::resnet, 4, 62);
+    meta::OnlineReweighter<Model<B>> a(*fused), b(*twopass);
+    b.options().fused_step = false;
+    optim::SGD<double, B> oa({.lr = 0.05, .momentum = 0.9}), ob({.lr = 0.05, .momentum = 0.9});
+    for (int s = 0; s < 2; ++s) {
+        auto ra = a.step(tr, va, oa), rb = b.step(tr, va, ob);
+        check_close(ra.weights, rb.weights, 1e-12, 1e-15, "weights");
+    }
+    auto ta = nn::named_tensors(*fused), tb = nn::named_tensors(*twopass);
+    for (std::size_t i = 0; i < ta.size(); ++i)
+        check_close(std::get<1>(ta[i])->to_host(), std::get<1>(tb[i])->to_host(), 1e-12, 1e-15,
+                    std::get<0>(ta[i]));
+
+    // One example whose validation twin carries another label: its weight clips to zero.
+    auto x = Tensor<double, B>::randn({1, 3, 8, 8}, 63);
+    meta::Batch<double, B> one{x, IndexTensor<B>::from_host({1}, {0}), {}};
+    meta::Batch<double, B> other{x, IndexTensor<B>::from_host({1}, {1}), {}};
+    std::vector<std::vector<double>> before;
+    for (auto& [name, t, kind] : nn::named_tensors(*fused)) before.push_back(t->to_host());
+    auto r = a.step(one, other, oa);
+    REQUIRE(r.skipped);
+    std::size_t k = 0;
+    for (auto& [name, t, kind] : nn::named_tensors(*fused)) {
+        CAPTURE(name);
+        CHECK(t->to_host() == before[k++]);  // parameters and running statistics, bitwise
+    }
+}

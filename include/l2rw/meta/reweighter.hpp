@@ -179,6 +179,13 @@ struct ReweightOptions {
     bool validation_weight_decay = false;
     /// How BatchNorm and Dropout behave in the reweighting passes.
     nn::Mode meta_mode = nn::Mode::meta;
+    /// step(): take the training forward once, in train mode, and use it both for the
+    /// weights and for the reweighted step's gradient (a VJP of the per-example losses with
+    /// seed w), instead of a meta-mode forward for the weights and a second, train-mode
+    /// forward and backward for the step. BatchNorm gives the same numbers either way (batch
+    /// statistics; the running statistics are updated once, and restored when the batch is
+    /// skipped); Dropout, if the model has any, is then active in the weights' pass too.
+    bool fused_step = true;
 };
 
 template <class T>
@@ -221,12 +228,11 @@ class OnlineReweighter {
                           const Lookahead<T, B>& la = Lookahead<T, B>::sgd(T(1))) {
         check_batch(train, "training");
         check_batch(val, "validation");
-        const Strategy s = resolve(la);
         StepReport<T> r;
-        r.strategy = s;
-        std::vector<T> u =
-            s == Strategy::exact ? exact_u(train, val, la, r) : general_u(train, val, la, r);
-        finish(u, train, r);
+        r.strategy = resolve(la);
+        Tape<T, B> tape;
+        const auto pass = train_pass(tape, train, opt_.meta_mode, nullptr);
+        finish(meta_u(tape, pass, val, la, r.strategy, r), train, r);
         return r;
     }
 
@@ -238,12 +244,14 @@ class OnlineReweighter {
         if (s == Strategy::exact && !la.affine())
             throw ValueError(
                 "OnlineReweighter::meta_gradient: exact strategy with a non-affine lookahead");
-        return s == Strategy::exact ? exact_u(train, val, la, r) : general_u(train, val, la, r);
+        Tape<T, B> tape;
+        const auto pass = train_pass(tape, train, opt_.meta_mode, nullptr);
+        return meta_u(tape, pass, val, la, s, r);
     }
 
     /// Algorithm 1 in full: the weights of `train` against `val` (lookahead as in options),
     /// then the reweighted step Σ_i w_i f_i(θ) with `opt` (SGD or Adam) in train mode. A
-    /// skipped batch (all weights zero) takes no step.
+    /// skipped batch (all weights zero) takes no step. See ReweightOptions::fused_step.
     template <class Opt>
     StepReport<T> step(const Batch<T, B>& train, const Batch<T, B>& val, Opt& opt,
                        Rng* rng = nullptr) {
@@ -251,8 +259,31 @@ class OnlineReweighter {
         const Lookahead<T, B> la = opt_.lookahead == LookaheadRule::sgd
                                        ? Lookahead<T, B>::sgd(static_cast<T>(opt.lr()))
                                        : lookahead_from(opt, params);
-        auto r = weights(train, val, la);
-        if (!r.skipped) opt.step(params, weighted_gradient(train, r.weights, rng));
+        if (!opt_.fused_step) {
+            auto r = weights(train, val, la);
+            if (!r.skipped) opt.step(params, weighted_gradient(train, r.weights, rng));
+            return r;
+        }
+        check_batch(train, "training");
+        check_batch(val, "validation");
+        StepReport<T> r;
+        r.strategy = resolve(la);
+        // Buffers are replaced, not written, by a train-mode forward: keeping the old
+        // Tensors keeps the old statistics, to put back if the batch is skipped.
+        std::vector<std::pair<Tensor<T, B>*, Tensor<T, B>>> saved;
+        for (auto& [name, t, kind] : nn::named_tensors(model_))
+            if (kind == nn::Kind::buffer) saved.emplace_back(t, *t);
+        Tape<T, B> tape;
+        const auto pass = train_pass(tape, train, nn::Mode::train, rng);
+        finish(meta_u(tape, pass, val, la, r.strategy, r), train, r);
+        if (r.skipped) {
+            for (auto& [t, old] : saved) *t = old;
+            return r;
+        }
+        const auto w = Var<T, B>(
+            Tensor<T, B>::from_host(Shape{static_cast<index_t>(r.weights.size())}, r.weights));
+        const auto g = vjp(pass.f, pass.bind.vars(), w, GradOptions{.allow_unused = true});
+        opt.step(params, g);
         return r;
     }
 
@@ -314,49 +345,54 @@ class OnlineReweighter {
         return Lv;
     }
 
-    std::vector<T> general_u(const Batch<T, B>& train, const Batch<T, B>& val,
-                             const Lookahead<T, B>& la, StepReport<T>& r) {
-        Tape<T, B> tape;
-        auto bind = nn::ParamBinding<T, B>::leaves(model_, tape);
-        const index_t n = train.y.numel();
-        auto eps = tape.leaf(Tensor<T, B>::zeros(Shape{n}));
-        nn::Context<T, B> ctx{opt_.meta_mode, &bind, nullptr};
-        auto f = per_example(train, ctx, "training");
-        auto Le = sum(f * eps);
-        auto g = grad(Le, bind.vars(), GradOptions{.create_graph = true, .allow_unused = true});
-        auto theta1 = la.apply(bind.vars(), g);
-        auto bind1 = bind.substitute(theta1);
+    /// The training forward of a meta pass: parameters and ε as leaves, per-example losses.
+    struct TrainPass {
+        nn::ParamBinding<T, B> bind;
+        Var<T, B> eps;
+        Var<T, B> f;
+    };
+    TrainPass train_pass(Tape<T, B>& tape, const Batch<T, B>& train, nn::Mode mode, Rng* rng) {
+        TrainPass p;
+        p.bind = nn::ParamBinding<T, B>::leaves(model_, tape);
+        p.eps = tape.leaf(Tensor<T, B>::zeros(Shape{train.y.numel()}));
+        nn::Context<T, B> ctx{mode, &p.bind, rng};
+        p.f = per_example(train, ctx, "training");
+        return p;
+    }
+
+    std::vector<T> meta_u(Tape<T, B>& tape, const TrainPass& p, const Batch<T, B>& val,
+                          const Lookahead<T, B>& la, Strategy s, StepReport<T>& r) {
+        return s == Strategy::exact ? exact_u(tape, p, val, la, r) : general_u(p, val, la, r);
+    }
+
+    std::vector<T> general_u(const TrainPass& p, const Batch<T, B>& val, const Lookahead<T, B>& la,
+                             StepReport<T>& r) {
+        auto g = grad(sum(p.f * p.eps), p.bind.vars(),
+                      GradOptions{.create_graph = true, .allow_unused = true});
+        auto bind1 = p.bind.substitute(la.apply(p.bind.vars(), g));
         auto Lv = validation_loss(val, bind1, la);
         r.validation_loss = static_cast<double>(Lv.item());
-        auto du = grad(Lv, eps, GradOptions{.allow_unused = true});
-        auto u = du.to_host();
+        auto u = grad(Lv, p.eps, GradOptions{.allow_unused = true}).to_host();
         for (auto& v : u) v = -v;
         return u;
     }
 
-    std::vector<T> exact_u(const Batch<T, B>& train, const Batch<T, B>& val,
+    std::vector<T> exact_u(Tape<T, B>& tape, const TrainPass& p, const Batch<T, B>& val,
                            const Lookahead<T, B>& la, StepReport<T>& r) {
-        Tape<T, B> tape;
-        auto bind = nn::ParamBinding<T, B>::leaves(model_, tape);
-        // θ'₀ = θ'(g = 0), as constants; then ∇L_v(θ'₀) by one first-order backward.
+        // θ'₀ = θ'(g = 0), as leaves of their own; then ∇L_v(θ'₀) by one first-order backward.
         std::vector<Var<T, B>> zeros;
-        for (const auto& p : bind.vars())
-            zeros.push_back(Var<T, B>(Tensor<T, B>::zeros(p.shape())));
+        for (const auto& v : p.bind.vars())
+            zeros.push_back(Var<T, B>(Tensor<T, B>::zeros(v.shape())));
         std::vector<Var<T, B>> theta0;
         {
             NoGradGuard ng;
-            for (auto& v : la.apply(bind.vars(), zeros)) theta0.push_back(tape.leaf(v.value()));
+            for (auto& v : la.apply(p.bind.vars(), zeros)) theta0.push_back(tape.leaf(v.value()));
         }
-        auto bind0 = bind.substitute(theta0);
-        auto Lv = validation_loss(val, bind0, la);
+        auto Lv = validation_loss(val, p.bind.substitute(theta0), la);
         r.validation_loss = static_cast<double>(Lv.item());
         auto gv = grad(Lv, theta0, GradOptions{.allow_unused = true});
         // u = αs · J_f(θ) ∇L_v: the double-backward VJP of the training gradient.
-        const index_t n = train.y.numel();
-        auto eps = tape.leaf(Tensor<T, B>::zeros(Shape{n}));
-        nn::Context<T, B> ctx{opt_.meta_mode, &bind, nullptr};
-        auto f = per_example(train, ctx, "training");
-        auto gt = grad(sum(f * eps), bind.vars(),
+        auto gt = grad(sum(p.f * p.eps), p.bind.vars(),
                        GradOptions{.create_graph = true, .allow_unused = true});
         Var<T, B> dot;
         for (std::size_t k = 0; k < gt.size(); ++k) {
@@ -364,9 +400,9 @@ class OnlineReweighter {
             auto s = sum(gt[k] * gv[k]);
             dot = dot.defined() ? dot + s : s;
         }
-        std::vector<T> u(static_cast<std::size_t>(n), T(0));
+        std::vector<T> u(static_cast<std::size_t>(p.eps.numel()), T(0));
         if (!dot.defined()) return u;
-        auto du = grad(dot, eps, GradOptions{.allow_unused = true}).to_host();
+        auto du = grad(dot, p.eps, GradOptions{.allow_unused = true}).to_host();
         const T c = la.lr * la.scale;
         for (std::size_t i = 0; i < u.size(); ++i) u[i] = c * du[i];
         return u;
