@@ -1,0 +1,171 @@
+# Runs one experiment program (examples/mnist_imbalance or examples/noisy_labels) and checks its
+# output. Called by the tests of tests/examples.cmake as
+#
+#   cmake -DPROGRAM=<exe> -DKIND=mnist_imbalance|noisy_labels -DOUT_DIR=<dir>
+#         -DARGS=<a|b|...> [-DRESUME_ARGS=<a|b|...> -DRESUME_STEP=<k>]
+#         -DMETHODS=<m1|m2|...> -DROWS=<n> -P check_example_output.cmake
+#
+# Checks: the program exits 0; its summary table has a row per method; OUT_DIR/results.csv has
+# the header plus ROWS rows, every one with as many fields as the header, a known method and a
+# test error / accuracy in [0, 1]; mnist_imbalance also reports Figure 2 (drawn or gnuplot
+# missing) and writes evals.csv. With RESUME_ARGS the program is run a second time with them:
+# it must say it resumes from step RESUME_STEP, and every CSV row must record it.
+# Exit status 77 (no Fashion-MNIST) prints L2RW_EXAMPLE_SKIPPED, which marks the test skipped.
+
+cmake_minimum_required(VERSION 3.25)
+
+foreach(var PROGRAM KIND OUT_DIR ARGS METHODS ROWS)
+    if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
+        message(FATAL_ERROR "check_example_output: -D${var}=... is required")
+    endif()
+endforeach()
+string(REPLACE "|" ";" ARGS "${ARGS}")
+string(REPLACE "|" ";" METHODS "${METHODS}")
+if(DEFINED RESUME_ARGS AND NOT "${RESUME_ARGS}" STREQUAL "")
+    string(REPLACE "|" ";" RESUME_ARGS "${RESUME_ARGS}")
+else()
+    set(RESUME_ARGS "")
+endif()
+
+file(REMOVE_RECURSE "${OUT_DIR}")
+file(MAKE_DIRECTORY "${OUT_DIR}")
+
+# Runs the program with the given arguments (plus --out), saves its output in OUT_DIR/<tag>.txt
+# and leaves it in `out_var`; stops the test on failure and marks it skipped on status 77.
+function(run_program tag out_var)
+    execute_process(
+        COMMAND "${PROGRAM}" ${ARGN} --out "${OUT_DIR}"
+        OUTPUT_VARIABLE out
+        ERROR_VARIABLE err
+        RESULT_VARIABLE rc)
+    file(WRITE "${OUT_DIR}/${tag}.txt" "${out}")
+    if(rc EQUAL 77)
+        message("${out}")
+        message("L2RW_EXAMPLE_SKIPPED: ${PROGRAM} found no data (exit status 77)")
+        set(${out_var} "" PARENT_SCOPE)
+        set(skipped TRUE PARENT_SCOPE)
+        return()
+    endif()
+    if(NOT rc EQUAL 0)
+        string(JOIN " " cmd ${ARGN})
+        message(FATAL_ERROR "${PROGRAM} ${cmd} failed (${rc}).\n"
+            "--- stdout ---\n${out}\n--- stderr ---\n${err}")
+    endif()
+    set(${out_var} "${out}" PARENT_SCOPE)
+    set(skipped FALSE PARENT_SCOPE)
+endfunction()
+
+function(fail what output)
+    message(FATAL_ERROR "${KIND}: ${what}\n--- program output ---\n${output}")
+endfunction()
+
+# Reads OUT_DIR/results.csv, checks it and returns the column `column` of every row.
+function(check_csv output column out_var)
+    set(csv "${OUT_DIR}/results.csv")
+    if(NOT EXISTS "${csv}")
+        fail("${csv} was not written" "${output}")
+    endif()
+    file(READ "${csv}" text)
+    string(REPLACE ";" "," text "${text}") # ';' inside fields would split CMake lists
+    string(REGEX REPLACE "\n$" "" text "${text}")
+    string(REPLACE "\n" ";" lines "${text}")
+    list(LENGTH lines n_lines)
+    math(EXPR n_rows "${n_lines} - 1")
+    if(NOT n_rows EQUAL ROWS)
+        fail("${csv} has ${n_rows} data rows, want ${ROWS}:\n${text}" "${output}")
+    endif()
+    list(GET lines 0 header)
+    string(REPLACE "," ";" header "${header}")
+    list(LENGTH header n_fields)
+    list(FIND header method i_method)
+    if(KIND STREQUAL "mnist_imbalance")
+        list(FIND header test_error i_score)
+        list(FIND header zero_weight_at_evals i_evals)
+    else()
+        list(FIND header test_accuracy i_score)
+    endif()
+    list(FIND header "${column}" i_column)
+    if(i_method LESS 0 OR i_score LESS 0 OR i_column LESS 0)
+        fail("${csv}: header lacks method, the test score or ${column}: ${header}" "${output}")
+    endif()
+    set(values "")
+    list(SUBLIST lines 1 -1 rows)
+    foreach(row IN LISTS rows)
+        string(REPLACE "," ";" fields "${row}")
+        list(LENGTH fields n)
+        if(KIND STREQUAL "mnist_imbalance")
+            # zero_weight_at_evals ("5:12;10:40") was turned into commas above: fold it back.
+            math(EXPR last "${n_fields} - 1")
+            if(n GREATER n_fields AND i_evals EQUAL last)
+                set(n ${n_fields})
+            endif()
+        endif()
+        if(NOT n EQUAL n_fields)
+            fail("${csv}: row '${row}' has ${n} fields, the header ${n_fields}" "${output}")
+        endif()
+        list(GET fields ${i_method} m)
+        if(NOT m IN_LIST METHODS)
+            fail("${csv}: row '${row}' names method '${m}', not one of ${METHODS}" "${output}")
+        endif()
+        list(GET fields ${i_score} score)
+        if(NOT score MATCHES "^(0(\\.[0-9]+)?|1(\\.0+)?)$")
+            fail("${csv}: row '${row}': test score '${score}' is not in [0, 1]" "${output}")
+        endif()
+        list(GET fields ${i_column} v)
+        list(APPEND values "${v}")
+    endforeach()
+    set(${out_var} "${values}" PARENT_SCOPE)
+endfunction()
+
+# The summary table: a header line, a rule of dashes, then one row per method.
+function(check_table output)
+    if(NOT output MATCHES "\n-----+\n")
+        fail("no summary table in the output" "${output}")
+    endif()
+    foreach(m IN LISTS METHODS)
+        string(REPLACE "+" "\\+" re "${m}")
+        if(NOT output MATCHES "\n${re} +[0-9]")
+            fail("the summary table has no row for method '${m}'" "${output}")
+        endif()
+    endforeach()
+    if(KIND STREQUAL "mnist_imbalance")
+        if(NOT output MATCHES "Figure 2 (written to|not drawn)")
+            fail("no word on Figure 2 in the output" "${output}")
+        endif()
+        if(NOT EXISTS "${OUT_DIR}/evals.csv")
+            fail("${OUT_DIR}/evals.csv was not written" "${output}")
+        endif()
+    endif()
+endfunction()
+
+run_program(first output ${ARGS})
+if(skipped)
+    return()
+endif()
+check_table("${output}")
+check_csv("${output}" method methods)
+message(STATUS "${KIND}: ${ROWS} result rows, a table row per method (${METHODS})")
+
+if(RESUME_ARGS)
+    if(NOT EXISTS "${OUT_DIR}")
+        message(FATAL_ERROR "no output directory after the first run")
+    endif()
+    file(GLOB checkpoints "${OUT_DIR}/*.l2ck")
+    if(NOT checkpoints)
+        fail("the first run (with --checkpoint-every) left no checkpoint in ${OUT_DIR}"
+            "${output}")
+    endif()
+    run_program(resumed output ${RESUME_ARGS})
+    if(NOT output MATCHES "resuming from checkpoint [^\n]*\\(step ${RESUME_STEP} of")
+        fail("the --resume run does not say it resumes from step ${RESUME_STEP}" "${output}")
+    endif()
+    check_table("${output}")
+    check_csv("${output}" resumed_from_step firsts)
+    foreach(k IN LISTS firsts)
+        if(NOT k EQUAL RESUME_STEP)
+            fail("results.csv records a run resumed from step ${k}, want ${RESUME_STEP}"
+                "${output}")
+        endif()
+    endforeach()
+    message(STATUS "${KIND}: --resume continued every run from step ${RESUME_STEP}")
+endif()

@@ -1,0 +1,88 @@
+# Smoke tests of the experiment programs (examples/mnist_imbalance.cpp, examples/noisy_labels.cpp):
+# each runs end to end on a tiny configuration on Fashion-MNIST (the programs' default data) and
+# tests/check_example_output.cmake checks what it printed and the CSV it wrote. A program that
+# finds no Fashion-MNIST exits with status 77, which the checker turns into a skipped test.
+#
+# Included from tests/CMakeLists.txt:  include(${CMAKE_CURRENT_SOURCE_DIR}/examples.cmake)
+# The example targets are defined later (examples/ is added after tests/), which is fine:
+# $<TARGET_FILE:...> is resolved at generation time.
+
+if(NOT L2RW_BUILD_EXAMPLES)
+    return()
+endif()
+if(NOT EXISTS "${PROJECT_SOURCE_DIR}/examples/mnist_imbalance.cpp"
+   OR NOT EXISTS "${PROJECT_SOURCE_DIR}/examples/noisy_labels.cpp")
+    return()
+endif()
+
+set(L2RW_EXAMPLE_CHECKER "${CMAKE_CURRENT_SOURCE_DIR}/check_example_output.cmake")
+set(L2RW_EXAMPLE_OUT "${CMAKE_CURRENT_BINARY_DIR}/examples_out")
+
+# l2rw_example_test(NAME <test> TARGET <example> KIND <mnist_imbalance|noisy_labels>
+#                   METHODS <m>... ROWS <n> ARGS <arg>... [RESUME_ARGS <arg>...] [RESUME_STEP <k>])
+# ARGS and RESUME_ARGS travel to the checker joined by '|' (CMake lists would split them).
+function(l2rw_example_test)
+    cmake_parse_arguments(PARSE_ARGV 0 E "" "NAME;TARGET;KIND;ROWS;RESUME_STEP"
+        "METHODS;ARGS;RESUME_ARGS")
+    string(JOIN "|" args ${E_ARGS})
+    string(JOIN "|" resume_args ${E_RESUME_ARGS})
+    string(JOIN "|" methods ${E_METHODS})
+    add_test(NAME ${E_NAME}
+        COMMAND "${CMAKE_COMMAND}"
+            "-DPROGRAM=$<TARGET_FILE:${E_TARGET}>"
+            "-DKIND=${E_KIND}"
+            "-DOUT_DIR=${L2RW_EXAMPLE_OUT}/${E_NAME}"
+            "-DARGS=${args}"
+            "-DRESUME_ARGS=${resume_args}"
+            "-DRESUME_STEP=${E_RESUME_STEP}"
+            "-DMETHODS=${methods}"
+            "-DROWS=${E_ROWS}"
+            -P "${L2RW_EXAMPLE_CHECKER}")
+    set_tests_properties(${E_NAME} PROPERTIES
+        LABELS "examples"
+        TIMEOUT 600
+        SKIP_REGULAR_EXPRESSION "L2RW_EXAMPLE_SKIPPED")
+endfunction()
+
+# §4.1: six methods × two proportions × two seeds = 24 runs of 10 steps (batch 50, so that the
+# whole test stays in seconds).
+l2rw_example_test(NAME examples.mnist_imbalance TARGET mnist_imbalance KIND mnist_imbalance
+    METHODS uniform proportion resample hard_mining random l2rw
+    ROWS 24
+    ARGS --train-size 300 --steps 10 --batch 50 --seeds 2 --proportions 0.9,0.98
+         --methods uniform,proportion,resample,hard_mining,random,l2rw --eval-every 5)
+
+# Checkpoints and --resume: 10 steps with a checkpoint every 5, then on to 15 steps with
+# --resume, which must say it resumes from step 10 and run the last 5 steps only.
+l2rw_example_test(NAME examples.mnist_imbalance.resume TARGET mnist_imbalance
+    KIND mnist_imbalance
+    METHODS uniform l2rw
+    ROWS 2
+    ARGS --train-size 300 --steps 10 --batch 50 --seeds 1 --proportions 0.95
+         --methods uniform,l2rw --eval-every 5 --checkpoint-every 5
+    RESUME_ARGS --train-size 300 --steps 15 --batch 50 --seeds 1 --proportions 0.95
+         --methods uniform,l2rw --eval-every 5 --checkpoint-every 5 --resume
+    RESUME_STEP 10)
+
+# §4.2: every method and a +FT variant, LeNet, 5,000 training images, 1,000 test images.
+l2rw_example_test(NAME examples.noisy_labels TARGET noisy_labels KIND noisy_labels
+    METHODS uniform random reed_soft reed_hard l2rw uniform+ft
+    ROWS 6
+    ARGS --model lenet --lr 0.01 --steps 20 --ft-steps 5 --train-size 5000 --test-size 1000
+         --methods uniform,random,reed_soft,reed_hard,l2rw,uniform+ft --eval-every 10)
+
+l2rw_example_test(NAME examples.noisy_labels.background TARGET noisy_labels KIND noisy_labels
+    METHODS uniform l2rw
+    ROWS 2
+    ARGS --model lenet --lr 0.01 --noise background --steps 10 --train-size 3000
+         --test-size 500 --methods uniform,l2rw --eval-every 0)
+
+l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noisy_labels
+    METHODS uniform l2rw uniform+ft
+    ROWS 3
+    ARGS --model lenet --lr 0.01 --steps 10 --ft-steps 4 --train-size 3000 --test-size 500
+         --methods uniform,l2rw,uniform+ft --eval-every 5 --checkpoint-every 5
+    RESUME_ARGS --model lenet --lr 0.01 --steps 15 --ft-steps 4 --train-size 3000
+         --test-size 500 --methods uniform,l2rw,uniform+ft --eval-every 5 --checkpoint-every 5
+         --resume
+    RESUME_STEP 10)
