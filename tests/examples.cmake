@@ -86,3 +86,53 @@ l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noi
          --test-size 500 --methods uniform,l2rw,uniform+ft --eval-every 5 --checkpoint-every 5
          --resume
     RESUME_STEP 10)
+
+# The README's first command: the ```sh block between <!-- quickstart:begin --> and
+# <!-- quickstart:end --> ends in `build/default/examples/mnist_imbalance <args>`; this test runs
+# the program with exactly those arguments (on the default data, Fashion-MNIST) and checks its
+# table and CSV, so the command a new user runs first is the one CI runs. The arguments must
+# name --seeds and --proportions (the row count is computed from them) and must not name --out.
+file(READ "${PROJECT_SOURCE_DIR}/README.md" l2rw_readme)
+string(REGEX MATCH "<!-- quickstart:begin -->.*<!-- quickstart:end -->" l2rw_quickstart
+    "${l2rw_readme}")
+string(REGEX MATCH "examples/mnist_imbalance([^\n`]*)" l2rw_quickstart_cmd "${l2rw_quickstart}")
+if(NOT l2rw_quickstart OR NOT l2rw_quickstart_cmd)
+    message(FATAL_ERROR "l2rw: README.md must hold a command running examples/mnist_imbalance "
+        "between <!-- quickstart:begin --> and <!-- quickstart:end --> (the readme.quickstart test)")
+endif()
+separate_arguments(l2rw_qs_args UNIX_COMMAND "${CMAKE_MATCH_1}")
+set(l2rw_qs_methods uniform proportion resample hard_mining random l2rw)
+set(l2rw_qs_seeds "")
+set(l2rw_qs_props "")
+list(LENGTH l2rw_qs_args l2rw_qs_n)
+set(l2rw_qs_i 0)
+while(l2rw_qs_i LESS l2rw_qs_n)
+    list(GET l2rw_qs_args ${l2rw_qs_i} l2rw_qs_flag)
+    math(EXPR l2rw_qs_next "${l2rw_qs_i} + 1")
+    if(l2rw_qs_flag STREQUAL "--out")
+        message(FATAL_ERROR "l2rw: the README's mnist_imbalance command must not set --out")
+    endif()
+    if(l2rw_qs_next LESS l2rw_qs_n)
+        list(GET l2rw_qs_args ${l2rw_qs_next} l2rw_qs_value)
+        if(l2rw_qs_flag STREQUAL "--seeds")
+            set(l2rw_qs_seeds "${l2rw_qs_value}")
+        elseif(l2rw_qs_flag STREQUAL "--proportions")
+            string(REPLACE "," ";" l2rw_qs_props "${l2rw_qs_value}")
+        elseif(l2rw_qs_flag STREQUAL "--methods")
+            string(REPLACE "," ";" l2rw_qs_methods "${l2rw_qs_value}")
+        endif()
+    endif()
+    set(l2rw_qs_i ${l2rw_qs_next})
+endwhile()
+if(NOT l2rw_qs_seeds MATCHES "^[1-9][0-9]*$" OR NOT l2rw_qs_props)
+    message(FATAL_ERROR "l2rw: the README's mnist_imbalance command must set --seeds and "
+        "--proportions (got: ${l2rw_qs_args})")
+endif()
+list(LENGTH l2rw_qs_methods l2rw_qs_n_methods)
+list(LENGTH l2rw_qs_props l2rw_qs_n_props)
+math(EXPR l2rw_qs_rows "${l2rw_qs_n_methods} * ${l2rw_qs_n_props} * ${l2rw_qs_seeds}")
+l2rw_example_test(NAME readme.quickstart TARGET mnist_imbalance KIND mnist_imbalance
+    METHODS ${l2rw_qs_methods}
+    ROWS ${l2rw_qs_rows}
+    ARGS ${l2rw_qs_args})
+set_tests_properties(readme.quickstart PROPERTIES LABELS "examples;readme" TIMEOUT 1500)
