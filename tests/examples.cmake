@@ -17,6 +17,8 @@ endif()
 
 set(L2RW_EXAMPLE_CHECKER "${CMAKE_CURRENT_SOURCE_DIR}/check_example_output.cmake")
 set(L2RW_EXAMPLE_OUT "${CMAKE_CURRENT_BINARY_DIR}/examples_out")
+# mnist_imbalance's methods when --methods is not given (its default, in the program's order).
+set(L2RW_MNIST_METHODS uniform proportion resample hard_mining random l2rw)
 
 # l2rw_example_test(NAME <test> TARGET <example> KIND <mnist_imbalance|noisy_labels>
 #                   METHODS <m>... ROWS <n> ARGS <arg>... [RESUME_ARGS <arg>...] [RESUME_STEP <k>])
@@ -47,7 +49,7 @@ endfunction()
 # §4.1: six methods × two proportions × two seeds = 24 runs of 10 steps (batch 50, so that the
 # whole test stays in seconds).
 l2rw_example_test(NAME examples.mnist_imbalance TARGET mnist_imbalance KIND mnist_imbalance
-    METHODS uniform proportion resample hard_mining random l2rw
+    METHODS ${L2RW_MNIST_METHODS}
     ROWS 24
     ARGS --train-size 300 --steps 10 --batch 50 --seeds 2 --proportions 0.9,0.98
          --methods uniform,proportion,resample,hard_mining,random,l2rw --eval-every 5)
@@ -92,16 +94,17 @@ l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noi
 # the program with exactly those arguments (on the default data, Fashion-MNIST) and checks its
 # table and CSV, so the command a new user runs first is the one CI runs. The arguments must
 # name --seeds and --proportions (the row count is computed from them) and must not name --out.
-file(READ "${PROJECT_SOURCE_DIR}/README.md" l2rw_readme)
+# L2RW_README_TEXT is README.md as tests/CMakeLists.txt read it for readme.snippet (which also
+# re-runs the configuration when README.md changes).
 string(REGEX MATCH "<!-- quickstart:begin -->.*<!-- quickstart:end -->" l2rw_quickstart
-    "${l2rw_readme}")
+    "${L2RW_README_TEXT}")
 string(REGEX MATCH "examples/mnist_imbalance([^\n`]*)" l2rw_quickstart_cmd "${l2rw_quickstart}")
 if(NOT l2rw_quickstart OR NOT l2rw_quickstart_cmd)
     message(FATAL_ERROR "l2rw: README.md must hold a command running examples/mnist_imbalance "
         "between <!-- quickstart:begin --> and <!-- quickstart:end --> (the readme.quickstart test)")
 endif()
 separate_arguments(l2rw_qs_args UNIX_COMMAND "${CMAKE_MATCH_1}")
-set(l2rw_qs_methods uniform proportion resample hard_mining random l2rw)
+set(l2rw_qs_methods ${L2RW_MNIST_METHODS})
 set(l2rw_qs_seeds "")
 set(l2rw_qs_props "")
 list(LENGTH l2rw_qs_args l2rw_qs_n)
