@@ -1,8 +1,9 @@
 // benchmarks/bench_meta_step.cpp — the cost of one reweighted training step (Algorithm 1 of
 // Ren et al., 2018) against one plain step, float on the Cpu backend.
 //
-// Models: MLP 784-256-256-10 (inputs [n, 784]), LeNet (1x28x28, 10 outputs) and ResNet-32
-// (3x32x32, 10 classes). Per model, at training batch 100:
+// Models: MLP 784-256-256-10 (inputs [n, 784]), LeNet (1x28x28, 10 outputs), ResNet-32
+// (3x32x32, 10 classes) at training batch 100, and WRN-28-10 (3x32x32) at batch 16 (plain
+// and exact meta only: its cost on record). Per model:
 //
 //   <model>/plain/train:100                   forward + backward + SGD-momentum step, uniform
 //                                             weights (weighted_gradient + opt.step)
@@ -11,23 +12,26 @@
 //                                             for `general`, one double-backward VJP for
 //                                             `exact`) and then the reweighted step; V = 100, 10
 //
-// Each case reports examples/s (training examples per second) and, for meta steps, the
-// share of steps skipped because every weight was zero (Eq. 9). After the runs a table of
-// meta/plain time ratios per model, validation batch and strategy is printed (the paper
+// Every case runs once per thread count of --threads=1,2 (default: 1 and 2), named
+// `thr:N/<case>`. Each reports examples/s (training examples per second), peak_MB (the
+// peak resident memory the case added, bench_common.hpp) and, for meta steps, the share of
+// steps skipped because every weight was zero (Eq. 9). GEMM alone: bench_gemm.cpp. After the runs a
+// table of meta/plain time ratios per model, validation batch and strategy is printed (the paper
 // reports about 3x); it uses the median over repetitions when --benchmark_repetitions > 1.
 //
 // This file has its own main(): BENCHMARK_MAIN()'s, with the console reporter of
 // ratio_reporter.hpp that also collects the times for that table. Typical use:
 //
-//   bench_meta_step                                         # all (ResNet-32 takes minutes)
-//   bench_meta_step --benchmark_filter='^mlp/'              # CI smoke run: the MLP only
-//   bench_meta_step --benchmark_filter='^(mlp|lenet)/' --benchmark_repetitions=5
+//   bench_meta_step                                  # all, at 1 and 2 threads (minutes)
+//   bench_meta_step --threads=2 --benchmark_filter='/(lenet|resnet32)/'
+//   bench_meta_step --benchmark_filter='/(mlp|lenet)/' --benchmark_repetitions=5
 //
-// ResNet-32 cases run a fixed 2 iterations, 1 repetition (a plain step takes seconds here).
+// ResNet-32 cases run a fixed 2 iterations and WRN-28-10 cases 1, with 1 repetition.
 // Every case takes one untimed warm-up step first (page faults of the host memory pool,
 // momentum buffers).
 #include <benchmark/benchmark.h>
 
+#include <cstdio>
 #include <exception>
 #include <l2rw/l2rw.hpp>
 #include <l2rw/meta.hpp>
@@ -36,6 +40,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.hpp"
 #include "ratio_reporter.hpp"
 
 namespace {
@@ -53,7 +58,7 @@ constexpr index_t train_batch = 100;
 constexpr double learning_rate = 0.01;
 constexpr double momentum = 0.9;
 
-enum class Arch { mlp, lenet, resnet32 };
+enum class Arch { mlp, lenet, resnet32, wrn28_10 };
 
 const char* arch_name(Arch a) {
     switch (a) {
@@ -63,6 +68,8 @@ const char* arch_name(Arch a) {
             return "lenet";
         case Arch::resnet32:
             return "resnet32";
+        case Arch::wrn28_10:
+            return "wrn28_10";
     }
     return "?";
 }
@@ -76,6 +83,8 @@ std::shared_ptr<Model> make_model(Arch a) {
                 nn::LeNetOptions{.in_channels = 1, .image_size = 28, .outputs = classes}, 1);
         case Arch::resnet32:
             return nn::resnet32<T, B>(classes, 1);
+        case Arch::wrn28_10:
+            return nn::wrn_28_10<T, B>(classes, 1);
     }
     return nullptr;
 }
@@ -87,6 +96,7 @@ Shape input_shape(Arch a, index_t n) {
         case Arch::lenet:
             return Shape{n, 1, 28, 28};
         case Arch::resnet32:
+        case Arch::wrn28_10:
             return Shape{n, 3, 32, 32};
     }
     return Shape{n};
@@ -110,8 +120,16 @@ void set_examples_per_second(benchmark::State& st, index_t n) {
         benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// Starts a case: its thread count, and the peak-memory window (cached blocks given back).
+l2rw_bench::PeakRss begin_case(int threads) {
+    set_num_threads(threads);
+    HostPool::instance().release();
+    return {};
+}
+
 /// Forward + backward + SGD-momentum step with uniform weights 1/n.
-void plain_step(benchmark::State& st, Arch a, index_t n) {
+void plain_step(benchmark::State& st, int threads, Arch a, index_t n) {
+    const auto peak = begin_case(threads);
     try {
         auto model = make_model(a);
         const auto tb = make_batch(a, n, 11);
@@ -121,13 +139,16 @@ void plain_step(benchmark::State& st, Arch a, index_t n) {
         opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));  // warm-up
         for (auto _ : st) opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));
         set_examples_per_second(st, n);
+        st.counters["peak_MB"] = peak.mib();
     } catch (const std::exception& e) {
         st.SkipWithError(e.what());
     }
 }
 
 /// OnlineReweighter::step: the weights by `strategy`, then the reweighted SGD-momentum step.
-void meta_step(benchmark::State& st, Arch a, meta::Strategy strategy, index_t n, index_t m) {
+void meta_step(benchmark::State& st, int threads, Arch a, meta::Strategy strategy, index_t n,
+               index_t m) {
+    const auto peak = begin_case(threads);
     try {
         auto model = make_model(a);
         const auto tb = make_batch(a, n, 11);
@@ -141,6 +162,7 @@ void meta_step(benchmark::State& st, Arch a, meta::Strategy strategy, index_t n,
         for (auto _ : st) skipped += rw.step(tb, vb, opt).skipped ? 1.0 : 0.0;
         set_examples_per_second(st, n);
         st.counters["skipped"] = benchmark::Counter(skipped, benchmark::Counter::kAvgIterations);
+        st.counters["peak_MB"] = peak.mib();
     } catch (const std::exception& e) {
         st.SkipWithError(e.what());
     }
@@ -150,26 +172,36 @@ void tune(benchmark::internal::Benchmark* b, Arch a) {
     b->Unit(benchmark::kMillisecond)->UseRealTime();
     if (a == Arch::resnet32)
         b->Iterations(2)->Repetitions(1);
+    else if (a == Arch::wrn28_10)
+        b->Iterations(1)->Repetitions(1);
     else
         b->MinTime(1.0);
 }
 
-void register_all() {
-    for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet32}) {
-        const std::string model = arch_name(a);
-        const std::string train = "train:" + std::to_string(train_batch);
-        tune(benchmark::RegisterBenchmark(
-                 (model + "/plain/" + train).c_str(),
-                 [a](benchmark::State& st) { plain_step(st, a, train_batch); }),
-             a);
-        for (meta::Strategy s : {meta::Strategy::general, meta::Strategy::exact}) {
-            for (index_t m : {index_t{100}, index_t{10}}) {
-                const std::string name = model + "/meta/" + meta::to_string(s) + "/" + train +
-                                         "/val:" + std::to_string(m);
-                tune(benchmark::RegisterBenchmark(
-                         name.c_str(),
-                         [a, s, m](benchmark::State& st) { meta_step(st, a, s, train_batch, m); }),
-                     a);
+void register_all(const std::vector<int>& thread_counts) {
+    for (int t : thread_counts) {
+        const std::string thr = "thr:" + std::to_string(t) + "/";
+        for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet32, Arch::wrn28_10}) {
+            const bool wide = a == Arch::wrn28_10;
+            const index_t n = wide ? 16 : train_batch;
+            const std::string model = thr + arch_name(a);
+            const std::string train = "train:" + std::to_string(n);
+            tune(benchmark::RegisterBenchmark(
+                     (model + "/plain/" + train).c_str(),
+                     [t, a, n](benchmark::State& st) { plain_step(st, t, a, n); }),
+                 a);
+            for (meta::Strategy s : {meta::Strategy::general, meta::Strategy::exact}) {
+                if (wide && s == meta::Strategy::general) continue;
+                for (index_t m : {index_t{100}, index_t{10}}) {
+                    if (wide && m != 10) continue;
+                    const std::string name = model + "/meta/" + meta::to_string(s) + "/" + train +
+                                             "/val:" + std::to_string(m);
+                    tune(benchmark::RegisterBenchmark(name.c_str(),
+                                                      [t, a, s, n, m](benchmark::State& st) {
+                                                          meta_step(st, t, a, s, n, m);
+                                                      }),
+                         a);
+                }
             }
         }
     }
@@ -178,11 +210,23 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::vector<int> threads;
+    try {
+        threads = l2rw_bench::take_thread_counts(argc, argv, "threads", {1, 2});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_meta_step: %s\n", e.what());
+        return 2;
+    }
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    register_all();
+    register_all(threads);
+    benchmark::AddCustomContext("threads", [&] {
+        std::string s;
+        for (int t : threads) s += (s.empty() ? "" : ",") + std::to_string(t);
+        return s;
+    }());
     l2rw_bench::RatioReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
-    return 0;
+    return reporter.failures() ? 1 : 0;
 }

@@ -2,11 +2,13 @@
 // time per iteration of every run and, at the end, prints the meta-step / plain-step ratios.
 //
 // Benchmark names follow [<prefix>/]<model>/plain/train:N and
-// [<prefix>/]<model>/meta/<strategy>/train:N/val:M (e.g. `lenet/meta/exact/train:100/val:10`,
-// `torch/mlp/plain/train:100`). Times are real times, with the CPU-time ratio beside them (on
-// a shared machine the real time of a single-threaded run also counts the time other
-// processes hold the core); with repetitions the median is used.
-// Shared by bench_meta_step.cpp and torch/bench_torch_meta_step.cpp; no l2rw dependency.
+// [<prefix>/]<model>/meta/<strategy>/train:N/val:M, where the prefix may have several parts
+// (e.g. `thr:2/lenet/meta/exact/train:100/val:10`, `torch/thr:1/mlp/plain/train:100`).
+// failures() counts the runs that reported an error, so that a program can exit non-zero. Times are
+// real times, with the CPU-time ratio beside them (on a shared machine the real time of a
+// single-threaded run also counts the time other processes hold the core); with repetitions the
+// median is used. Shared by bench_meta_step.cpp and torch/bench_torch_meta_step.cpp; no l2rw
+// dependency.
 #pragma once
 
 #include <benchmark/benchmark.h>
@@ -58,6 +60,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
     void ReportRuns(const std::vector<Run>& runs) override {
         ConsoleReporter::ReportRuns(runs);
         for (const auto& r : runs) {
+            if (run_failed(r)) ++failures_;
             if (run_failed(r) || r.iterations <= 0) continue;
             const double iters = static_cast<double>(r.iterations);
             const Times t{r.real_accumulated_time / iters, r.cpu_accumulated_time / iters};
@@ -87,8 +90,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
         };
         auto parse = [](const std::string& name, Meta& m) {
             auto p = split(name, '/');
-            if (p.size() == 6) {
-                m.prefix = p[0] + "/";
+            while (p.size() > 5) {
+                m.prefix += p[0] + "/";
                 p.erase(p.begin());
             }
             if (p.size() != 5 || p[1] != "meta") return false;
@@ -137,7 +140,11 @@ class RatioReporter : public benchmark::ConsoleReporter {
         std::fflush(stdout);
     }
 
+    /// Runs that reported an error (SkipWithError).
+    [[nodiscard]] int failures() const { return failures_; }
+
   private:
+    int failures_ = 0;
     struct Times {
         double real = 0, cpu = 0;  // seconds per iteration
     };

@@ -16,18 +16,22 @@
 // BatchNorm (ResNet-32): batch statistics everywhere; the running statistics are updated by
 // the plain and the reweighted steps only, as in l2rw.
 //
-// Threads: torch runs on at::set_num_threads(--torch_threads=N), default 1 because l2rw's
-// Cpu backend is single-threaded. Torch calls the system libblas.so.3: install
-// libopenblas0-openmp (DESIGN.md), the reference BLAS is ~30x slower.
+// Threads: every case runs once per count of --torch_threads=1,2 (default 1 and 2, through
+// at::set_num_threads), named `torch/thr:N/<case>` to line up with bench_meta_step's
+// `thr:N/<case>`; peak_MB as there (../bench_common.hpp). Torch calls the system
+// libblas.so.3: select libopenblas0-openmp's (DESIGN.md); the reference BLAS is ~30x
+// slower and the pthread OpenBLAS fights torch's OpenMP threads.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
+#include "../bench_common.hpp"
 #include "../ratio_reporter.hpp"
 
 namespace {
@@ -247,7 +251,9 @@ void set_examples_per_second(benchmark::State& st, int64_t n) {
         benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-void plain_step(benchmark::State& st, Arch a, int64_t n) {
+void plain_step(benchmark::State& st, int threads, Arch a, int64_t n) {
+    at::set_num_threads(threads);
+    const l2rw_bench::PeakRss peak;
     try {
         Net net(a);
         const auto tb = make_batch(net, n, 11);
@@ -255,12 +261,15 @@ void plain_step(benchmark::State& st, Arch a, int64_t n) {
         plain_once(net, opt, tb);  // warm-up
         for (auto _ : st) plain_once(net, opt, tb);
         set_examples_per_second(st, n);
+        st.counters["peak_MB"] = peak.mib();
     } catch (const std::exception& e) {
         st.SkipWithError(e.what());
     }
 }
 
-void meta_step(benchmark::State& st, Arch a, Strategy s, int64_t n, int64_t m) {
+void meta_step(benchmark::State& st, int threads, Arch a, Strategy s, int64_t n, int64_t m) {
+    at::set_num_threads(threads);
+    const l2rw_bench::PeakRss peak;
     try {
         Net net(a);
         const auto tb = make_batch(net, n, 11);
@@ -271,6 +280,7 @@ void meta_step(benchmark::State& st, Arch a, Strategy s, int64_t n, int64_t m) {
         for (auto _ : st) skipped += meta_once(net, opt, tb, vb, s) ? 1.0 : 0.0;
         set_examples_per_second(st, n);
         st.counters["skipped"] = benchmark::Counter(skipped, benchmark::Counter::kAvgIterations);
+        st.counters["peak_MB"] = peak.mib();
     } catch (const std::exception& e) {
         st.SkipWithError(e.what());
     }
@@ -284,47 +294,45 @@ void tune(benchmark::internal::Benchmark* b, Arch a) {
         b->MinTime(1.0);
 }
 
-void register_all() {
-    for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet32}) {
-        const std::string model = std::string("torch/") + arch_name(a);
-        const std::string train = "train:" + std::to_string(train_batch);
-        tune(benchmark::RegisterBenchmark(
-                 (model + "/plain/" + train).c_str(),
-                 [a](benchmark::State& st) { plain_step(st, a, train_batch); }),
-             a);
-        for (Strategy s : {Strategy::general, Strategy::exact})
-            for (int64_t m : {int64_t{100}, int64_t{10}}) {
-                const std::string name = model + "/meta/" +
-                                         (s == Strategy::general ? "general" : "exact") + "/" +
-                                         train + "/val:" + std::to_string(m);
-                tune(benchmark::RegisterBenchmark(
-                         name.c_str(),
-                         [a, s, m](benchmark::State& st) { meta_step(st, a, s, train_batch, m); }),
-                     a);
-            }
-    }
+void register_all(const std::vector<int>& thread_counts) {
+    for (int t : thread_counts)
+        for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet32}) {
+            const std::string model =
+                "torch/thr:" + std::to_string(t) + "/" + std::string(arch_name(a));
+            const std::string train = "train:" + std::to_string(train_batch);
+            tune(benchmark::RegisterBenchmark(
+                     (model + "/plain/" + train).c_str(),
+                     [t, a](benchmark::State& st) { plain_step(st, t, a, train_batch); }),
+                 a);
+            for (Strategy s : {Strategy::general, Strategy::exact})
+                for (int64_t m : {int64_t{100}, int64_t{10}}) {
+                    const std::string name = model + "/meta/" +
+                                             (s == Strategy::general ? "general" : "exact") + "/" +
+                                             train + "/val:" + std::to_string(m);
+                    tune(benchmark::RegisterBenchmark(name.c_str(),
+                                                      [t, a, s, m](benchmark::State& st) {
+                                                          meta_step(st, t, a, s, train_batch, m);
+                                                      }),
+                         a);
+                }
+        }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    int threads = 1;
-    int kept = 1;
-    for (int i = 1; i < argc; ++i) {
-        if (std::strncmp(argv[i], "--torch_threads=", 16) == 0)
-            threads = std::atoi(argv[i] + 16);
-        else
-            argv[kept++] = argv[i];
+    std::vector<int> threads;
+    try {
+        threads = l2rw_bench::take_thread_counts(argc, argv, "torch_threads", {1, 2});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_torch_meta_step: %s\n", e.what());
+        return 2;
     }
-    argc = kept;
-    if (threads < 1) threads = 1;
-    at::set_num_threads(threads);
-    benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-    register_all();
+    register_all(threads);
     l2rw_bench::RatioReporter reporter;
     benchmark::RunSpecifiedBenchmarks(&reporter);
     benchmark::Shutdown();
-    return 0;
+    return reporter.failures() ? 1 : 0;
 }

@@ -1,4 +1,5 @@
-// l2rw/backend/cpu.hpp — the CPU backend: host buffers, Eigen GEMM and reductions.
+// l2rw/backend/cpu.hpp — the CPU backend: host buffers, Eigen GEMM and reductions, on the
+// threads of parallel.hpp when OpenMP is on (l2rw::openmp), on the calling thread otherwise.
 #pragma once
 
 #include <Eigen/Core>
@@ -8,6 +9,7 @@
 #include "../config.hpp"
 #include "concept.hpp"
 #include "host_pool.hpp"
+#include "parallel.hpp"
 
 namespace l2rw {
 
@@ -17,6 +19,8 @@ struct Cpu {
     using buffer = HostBuffer<T>;
 
     static constexpr const char* name() { return "Cpu"; }
+    /// Coarse host tasks (the images of a convolution) may run on threads (parallel.hpp).
+    static constexpr bool host_tasks = true;
 
     template <class T>
     static buffer<T> allocate(index_t n) {
@@ -31,15 +35,32 @@ struct Cpu {
         return b.data();
     }
 
+    /// f(i) for i in [0, n); over threads when n times the kernel's cost() is large.
     template <class F>
     static void for_each(index_t n, const F& f) {
-        for (index_t i = 0; i < n; ++i) f(i);
+        index_t cost = 1;
+        if constexpr (requires { f.cost(); }) cost = f.cost();
+        parallel::for_range(n, cost, f);
     }
+
+    /// Elements per block of a sum: the blocks depend on n only, so the result is the same
+    /// bits at every thread count.
+    static constexpr index_t sum_block = index_t(1) << 14;
 
     template <class T>
     static T sum(const T* p, index_t n) {
-        if (n == 0) return T(0);
-        return Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(p, n).sum();
+        using Arr = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>;
+        if (n <= 0) return T(0);
+        if (n <= sum_block) return Arr(p, n).sum();
+        const index_t blocks = (n + sum_block - 1) / sum_block;
+        std::vector<T> part(static_cast<std::size_t>(blocks));
+        parallel::for_range(blocks, sum_block, [&](index_t b) {
+            const index_t lo = b * sum_block, len = std::min(sum_block, n - lo);
+            part[static_cast<std::size_t>(b)] = Arr(p + lo, len).sum();
+        });
+        T s = T(0);
+        for (T v : part) s += v;
+        return s;
     }
 
     /// C[m, n] (+)= op(A) op(B) with op(A) of shape [m, k] and op(B) of shape [k, n];

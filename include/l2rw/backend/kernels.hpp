@@ -1,10 +1,12 @@
 // l2rw/backend/kernels.hpp — element kernels written once as functors over a flat index.
 //
 // A backend runs a kernel by calling it for every index in [0, n): the Cpu backend in a
-// plain loop, the Thrust backend through thrust::for_each on its device system (host
-// threads under OpenMP, the GPU under nvcc). Because both backends run the same functor,
-// they do the same arithmetic in the same order for every element; only reductions and
-// GEMM may sum in a different order. Kernels know nothing of Var or of the tape.
+// loop (split over threads when it is large enough: a kernel whose calls each do more than
+// one element's work says how much by a `cost()` member), the Thrust backend through
+// thrust::for_each on its device system (host threads under OpenMP, the GPU under nvcc). Because
+// both backends run the same functor, they do the same arithmetic in the same order for every
+// element; only reductions and GEMM may sum in a different order. Kernels know nothing of Var or of
+// the tape.
 #pragma once
 
 #include <cmath>
@@ -176,6 +178,7 @@ struct ZipBroadcast {
     index_t dims[max_rank];
     index_t sa[max_rank];
     index_t sb[max_rank];
+    L2RW_HD index_t cost() const { return dims[3]; }
     L2RW_HD void operator()(index_t row) const {
         const index_t oa = strided_offset(row * dims[3], dims, sa),
                       ob = strided_offset(row * dims[3], dims, sb);
@@ -192,6 +195,7 @@ struct Gather4 {
     T* out;
     index_t dims[max_rank];  // of out
     index_t st[max_rank];    // in's stride for each out slot
+    L2RW_HD index_t cost() const { return dims[3]; }
     L2RW_HD void operator()(index_t row) const {
         const index_t base = strided_offset(row * dims[3], dims, st);
         T* o = out + row * dims[3];
@@ -212,6 +216,7 @@ struct ReduceTo {
     index_t rdims[max_rank];  // extents of the reduced slots (1 elsewhere)
     index_t rst[max_rank];    // in's stride for each reduced slot (0 elsewhere)
     index_t rcount;
+    L2RW_HD index_t cost() const { return rcount; }
     L2RW_HD void operator()(index_t o) const {
         const index_t base = strided_offset(o, odims, ost);
         T acc = init;
@@ -249,6 +254,7 @@ struct ScatterAddRows {
     T* out;
     index_t cols;
     index_t n;
+    L2RW_HD index_t cost() const { return n; }
     L2RW_HD void operator()(index_t e) const {
         const index_t r = e / cols, c = e % cols;
         T acc = T(0);
@@ -287,6 +293,7 @@ struct LogSoftmaxRows {
     const T* x;
     T* out;
     index_t cols;
+    L2RW_HD index_t cost() const { return 3 * cols; }
     L2RW_HD void operator()(index_t r) const {
         const T* xr = x + r * cols;
         T* yr = out + r * cols;
@@ -309,6 +316,7 @@ struct GemmNaive {
     index_t a_rs, a_cs;  // strides of op(A) as an [m, k] matrix
     index_t b_rs, b_cs;  // strides of op(B) as a [k, n] matrix
     bool accumulate;
+    L2RW_HD index_t cost() const { return k; }
     L2RW_HD void operator()(index_t e) const {
         const index_t i = e / n, j = e % n;
         T acc = T(0);

@@ -16,25 +16,6 @@ struct Window2d {
     L2RW_HD index_t kk() const { return c * kh * kw; }
 };
 
-/// Calls f(o) for the flat index o of every output window of `g` that covers the input
-/// element (plane nc, row h, column w): the gather form of a pooling adjoint.
-template <class F>
-L2RW_HD void for_each_covering_window(const Window2d& g, index_t nc, index_t h, index_t w, F&& f) {
-    for (index_t i = 0; i < g.kh; ++i) {
-        const index_t t = h + g.pad - i;
-        if (t < 0 || t % g.stride) continue;
-        const index_t oh = t / g.stride;
-        if (oh >= g.oh) continue;
-        for (index_t j = 0; j < g.kw; ++j) {
-            const index_t u = w + g.pad - j;
-            if (u < 0 || u % g.stride) continue;
-            const index_t ow = u / g.stride;
-            if (ow >= g.ow) continue;
-            f((nc * g.oh + oh) * g.ow + ow);
-        }
-    }
-}
-
 /// cols[(n, oh, ow), (c, i, j)] = x[n, c, oh*s - p + i, ow*s - p + j] (0 outside); one call
 /// per row of cols (one output position).
 template <class T>
@@ -86,30 +67,137 @@ struct Col2im {
     }
 };
 
-/// For each pooling window, the flat index into x of its maximum (first one on ties).
+/// The output columns ow whose window column j lands inside the input, [lo, hi): the
+/// valid span of one kernel tap along a row (no per-element bounds test inside it).
+L2RW_HD inline void valid_span(index_t out, index_t in, index_t stride, index_t pad, index_t tap,
+                               index_t& lo, index_t& hi) {
+    const index_t a = pad - tap;  // input column = ow * stride - a
+    lo = a > 0 ? (a + stride - 1) / stride : 0;
+    const index_t last = in - 1 + a;  // ow * stride <= last
+    hi = last < 0 ? 0 : last / stride + 1;
+    if (hi > out) hi = out;
+    if (lo > hi) lo = hi;
+}
+
+/// One image's unfolded windows in column layout: cols[(c, i, j), (oh, ow)] =
+/// x[c, oh*s - p + i, ow*s - p + j] (0 outside), for x of one image [C, H, W]; one call per
+/// row (c, i, j). This is the layout whose GEMM with the weights writes NCHW directly.
+template <class T>
+struct Im2colImage {
+    const T* x;
+    T* cols;
+    Window2d g;
+    L2RW_HD index_t cost() const { return g.oh * g.ow; }
+    L2RW_HD void operator()(index_t r) const {
+        const index_t j = r % g.kw, i = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
+        const T* xc = x + c * g.h * g.w;
+        T* row = cols + r * g.oh * g.ow;
+        index_t lo, hi;
+        valid_span(g.ow, g.w, g.stride, g.pad, j, lo, hi);
+        for (index_t oh = 0; oh < g.oh; ++oh, row += g.ow) {
+            const index_t h = oh * g.stride - g.pad + i;
+            if (h < 0 || h >= g.h) {
+                for (index_t ow = 0; ow < g.ow; ++ow) row[ow] = T(0);
+                continue;
+            }
+            const T* xr = xc + h * g.w - g.pad + j;
+            for (index_t ow = 0; ow < lo; ++ow) row[ow] = T(0);
+            if (g.stride == 1)
+                for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow];
+            else
+                for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow * g.stride];
+            for (index_t ow = hi; ow < g.ow; ++ow) row[ow] = T(0);
+        }
+    }
+};
+
+/// The adjoint of Im2colImage: x[c, :, :] of one image = the sum of the cols entries that
+/// read it; one call per channel plane, which it owns (no write conflicts, no atomics).
+template <class T>
+struct Col2imImage {
+    const T* cols;
+    T* x;
+    Window2d g;
+    L2RW_HD index_t cost() const { return g.kh * g.kw * g.oh * g.ow; }
+    L2RW_HD void operator()(index_t c) const {
+        T* xp = x + c * g.h * g.w;
+        for (index_t e = 0; e < g.h * g.w; ++e) xp[e] = T(0);
+        for (index_t i = 0; i < g.kh; ++i)
+            for (index_t j = 0; j < g.kw; ++j) {
+                const T* row = cols + ((c * g.kh + i) * g.kw + j) * g.oh * g.ow;
+                index_t lo, hi;
+                valid_span(g.ow, g.w, g.stride, g.pad, j, lo, hi);
+                for (index_t oh = 0; oh < g.oh; ++oh) {
+                    const index_t h = oh * g.stride - g.pad + i;
+                    if (h < 0 || h >= g.h) continue;
+                    T* xr = xp + h * g.w - g.pad + j;
+                    const T* cr = row + oh * g.ow;
+                    if (g.stride == 1)
+                        for (index_t ow = lo; ow < hi; ++ow) xr[ow] += cr[ow];
+                    else
+                        for (index_t ow = lo; ow < hi; ++ow) xr[ow * g.stride] += cr[ow];
+                }
+            }
+    }
+};
+
+/// out[r, p] = v[r] for an [rows, cols] block: a bias broadcast over each output plane.
+template <class T>
+struct FillRows {
+    const T* v;
+    T* out;
+    index_t cols;
+    L2RW_HD index_t cost() const { return cols; }
+    L2RW_HD void operator()(index_t r) const {
+        T* o = out + r * cols;
+        for (index_t p = 0; p < cols; ++p) o[p] = v[r];
+    }
+};
+
+/// out[e] = sum over s of in[s * len + e], in slice order: the fixed-order combination of
+/// per-chunk partial results.
+template <class T>
+struct SumSlices {
+    const T* in;
+    T* out;
+    index_t len, slices;
+    L2RW_HD index_t cost() const { return slices; }
+    L2RW_HD void operator()(index_t e) const {
+        T acc = in[e];
+        for (index_t s = 1; s < slices; ++s) acc += in[s * len + e];
+        out[e] = acc;
+    }
+};
+
+/// For each pooling window, the flat index into x of its maximum (first one on ties); one
+/// call per image plane.
 template <class T>
 struct MaxPoolArgmax {
     const T* x;
     index_t* arg;
     Window2d g;
-    L2RW_HD void operator()(index_t e) const {
-        const index_t ow = e % g.ow, oh = (e / g.ow) % g.oh, nc = e / (g.ow * g.oh);
-        index_t best = -1;
-        T bv = T(0);
-        for (index_t i = 0; i < g.kh; ++i) {
-            const index_t h = oh * g.stride - g.pad + i;
-            if (h < 0 || h >= g.h) continue;
-            for (index_t j = 0; j < g.kw; ++j) {
-                const index_t w = ow * g.stride - g.pad + j;
-                if (w < 0 || w >= g.w) continue;
-                const index_t idx = (nc * g.h + h) * g.w + w;
-                if (best < 0 || x[idx] > bv) {
-                    best = idx;
-                    bv = x[idx];
+    L2RW_HD index_t cost() const { return g.oh * g.ow * g.kh * g.kw; }
+    L2RW_HD void operator()(index_t nc) const {
+        index_t* a = arg + nc * g.oh * g.ow;
+        for (index_t oh = 0; oh < g.oh; ++oh)
+            for (index_t ow = 0; ow < g.ow; ++ow) {
+                index_t best = -1;
+                T bv = T(0);
+                for (index_t i = 0; i < g.kh; ++i) {
+                    const index_t h = oh * g.stride - g.pad + i;
+                    if (h < 0 || h >= g.h) continue;
+                    for (index_t j = 0; j < g.kw; ++j) {
+                        const index_t w = ow * g.stride - g.pad + j;
+                        if (w < 0 || w >= g.w) continue;
+                        const index_t idx = (nc * g.h + h) * g.w + w;
+                        if (best < 0 || x[idx] > bv) {
+                            best = idx;
+                            bv = x[idx];
+                        }
+                    }
                 }
+                a[oh * g.ow + ow] = best;
             }
-        }
-        arg[e] = best;
     }
 };
 
@@ -122,20 +210,21 @@ struct GatherFlat {
     L2RW_HD void operator()(index_t e) const { out[e] = x[arg[e]]; }
 };
 
-/// The adjoint of GatherFlat for pooling windows: x[e] = sum of g over windows whose arg is e.
+/// The adjoint of GatherFlat for pooling windows, one call per image plane, which it owns:
+/// the plane is zeroed and each of its windows adds its gradient at its winner. Winners of a
+/// plane lie in that plane, so there are no write conflicts, and no index division.
 template <class T>
 struct MaxPoolScatter {
     const T* g;
     const index_t* arg;
     T* x;
     Window2d geo;
-    L2RW_HD void operator()(index_t e) const {
-        const index_t w = e % geo.w, h = (e / geo.w) % geo.h, nc = e / (geo.w * geo.h);
-        T acc = T(0);
-        for_each_covering_window(geo, nc, h, w, [&](index_t o) {
-            if (arg[o] == e) acc += g[o];
-        });
-        x[e] = acc;
+    L2RW_HD index_t cost() const { return geo.h * geo.w + geo.oh * geo.ow; }
+    L2RW_HD void operator()(index_t plane) const {
+        T* xp = x + plane * geo.h * geo.w;
+        for (index_t e = 0; e < geo.h * geo.w; ++e) xp[e] = T(0);
+        const index_t P = geo.oh * geo.ow;
+        for (index_t o = plane * P; o < (plane + 1) * P; ++o) x[arg[o]] += g[o];
     }
 };
 
@@ -155,17 +244,28 @@ struct AvgPool {
     }
 };
 
-/// The adjoint of AvgPool.
+/// The adjoint of AvgPool, one call per image plane: each window adds its gradient over the
+/// elements it covers, then the plane is divided by the window size.
 template <class T>
 struct AvgPoolAdjoint {
     const T* g;
     T* x;
     Window2d geo;  // pad == 0
-    L2RW_HD void operator()(index_t e) const {
-        const index_t w = e % geo.w, h = (e / geo.w) % geo.h, nc = e / (geo.w * geo.h);
-        T acc = T(0);
-        for_each_covering_window(geo, nc, h, w, [&](index_t o) { acc += g[o]; });
-        x[e] = acc / T(geo.kh * geo.kw);
+    L2RW_HD index_t cost() const { return geo.h * geo.w + geo.oh * geo.ow * geo.kh * geo.kw; }
+    L2RW_HD void operator()(index_t plane) const {
+        T* xp = x + plane * geo.h * geo.w;
+        const T* gp = g + plane * geo.oh * geo.ow;
+        for (index_t e = 0; e < geo.h * geo.w; ++e) xp[e] = T(0);
+        for (index_t oh = 0; oh < geo.oh; ++oh)
+            for (index_t ow = 0; ow < geo.ow; ++ow) {
+                const T v = gp[oh * geo.ow + ow];
+                for (index_t i = 0; i < geo.kh; ++i) {
+                    T* xr = xp + (oh * geo.stride + i) * geo.w + ow * geo.stride;
+                    for (index_t j = 0; j < geo.kw; ++j) xr[j] += v;
+                }
+            }
+        const T k = T(geo.kh * geo.kw);
+        for (index_t e = 0; e < geo.h * geo.w; ++e) xp[e] /= k;
     }
 };
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../autodiff/ops.hpp"
+#include "../backend/conv2d.hpp"
 #include "../backend/spatial.hpp"
 
 namespace l2rw::nn::functional {
@@ -53,8 +54,95 @@ Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g) {
         [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); });
 }
 
+template <class T, Backend B>
+Var<T, B> conv2d_input_grad(const Var<T, B>& gy, const Var<T, B>& w, const kernel::Window2d& g);
+template <class T, Backend B>
+Var<T, B> conv2d_weight_grad(const Var<T, B>& x, const Var<T, B>& gy, const kernel::Window2d& g);
+
+namespace detail {
+inline void check_conv_operand(const Shape& s, const Shape& want, const char* op,
+                               const char* what) {
+    if (!(s == want))
+        throw ShapeError(std::string(op) + ": " + what + " has shape " + s.str() + " but the " +
+                         "convolution's geometry wants " + want.str());
+}
+inline Shape conv_input_shape(const kernel::Window2d& g) { return Shape{g.n, g.c, g.h, g.w}; }
+inline Shape conv_output_shape(const kernel::Window2d& g, index_t O) {
+    return Shape{g.n, O, g.oh, g.ow};
+}
+}  // namespace detail
+
+/// The convolution family: conv2d_geo (the forward), conv2d_input_grad and
+/// conv2d_weight_grad. Each is one op whose VJP rules are written in the other two, so the
+/// family is closed under differentiation (backward-on-backward stays in it), and only the
+/// op's operands are kept on the tape, never an unfolded matrix (backend/conv2d.hpp).
+template <class T, Backend B>
+Var<T, B> conv2d_geo(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bias,
+                     const kernel::Window2d& g) {
+    if (w.rank() != 4 || w.dim(1) != g.c || w.dim(2) != g.kh || w.dim(3) != g.kw)
+        throw ShapeError("conv2d: weights " + w.shape().str() + " do not fit the geometry (" +
+                         std::to_string(g.c) + " channels, " + std::to_string(g.kh) + "x" +
+                         std::to_string(g.kw) + " windows)");
+    const index_t O = w.dim(0);
+    detail::check_conv_operand(x.shape(), detail::conv_input_shape(g), "conv2d", "input");
+    if (bias.defined() && !(bias.shape() == Shape{O}))
+        throw ShapeError("conv2d: bias " + bias.shape().str() + " for " + std::to_string(O) +
+                         " filters");
+    Tensor<T, B> y(detail::conv_output_shape(g, O));
+    conv::forward<T, B>(x.value().data(), w.value().data(),
+                        bias.defined() ? bias.value().data() : nullptr, y.data(), O, g);
+    auto rule = [g, O](l2rw::detail::VjpContext<T, B>& c) {
+        if (c.needs[0]) c.gin[0] = conv2d_input_grad(c.gout, c.in[1], g);
+        if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.in[0], c.gout, g);
+        if (c.needs[2]) c.gin[2] = reshape(sum_to(c.gout, Shape{O, 1, 1}), Shape{O});
+    };
+    if (bias.defined())
+        return l2rw::detail::record<T, B>("conv2d", std::move(y), {&x, &w, &bias}, rule);
+    return l2rw::detail::record<T, B>("conv2d", std::move(y), {&x, &w}, rule);
+}
+
+/// The input gradient of conv2d: gx [N, C, H, W] for output gradient gy [N, O, OH, OW].
+/// Bilinear in (gy, w): ⟨G, gx⟩ = ⟨conv2d(G, w), gy⟩ = ⟨conv2d_weight_grad(G, gy), w⟩.
+template <class T, Backend B>
+Var<T, B> conv2d_input_grad(const Var<T, B>& gy, const Var<T, B>& w, const kernel::Window2d& g) {
+    if (w.rank() != 4 || w.dim(1) != g.c || w.dim(2) != g.kh || w.dim(3) != g.kw)
+        throw ShapeError("conv2d_input_grad: weights " + w.shape().str() +
+                         " do not fit the geometry");
+    const index_t O = w.dim(0);
+    detail::check_conv_operand(gy.shape(), detail::conv_output_shape(g, O), "conv2d_input_grad",
+                               "output gradient");
+    Tensor<T, B> gx(detail::conv_input_shape(g));
+    conv::input_grad<T, B>(gy.value().data(), w.value().data(), gx.data(), O, g);
+    return l2rw::detail::record<T, B>(
+        "conv2d_input_grad", std::move(gx), {&gy, &w}, [g](l2rw::detail::VjpContext<T, B>& c) {
+            if (c.needs[0]) c.gin[0] = conv2d_geo(c.gout, c.in[1], Var<T, B>(), g);
+            if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.gout, c.in[0], g);
+        });
+}
+
+/// The weight gradient of conv2d: gw [O, C, KH, KW] for input x and output gradient gy.
+/// Bilinear in (x, gy): ⟨G, gw⟩ = ⟨conv2d(x, G), gy⟩ = ⟨conv2d_input_grad(gy, G), x⟩.
+template <class T, Backend B>
+Var<T, B> conv2d_weight_grad(const Var<T, B>& x, const Var<T, B>& gy, const kernel::Window2d& g) {
+    detail::check_conv_operand(x.shape(), detail::conv_input_shape(g), "conv2d_weight_grad",
+                               "input");
+    if (gy.rank() != 4)
+        throw ShapeError("conv2d_weight_grad: output gradient " + gy.shape().str() +
+                         " is not [N, O, OH, OW]");
+    const index_t O = gy.dim(1);
+    detail::check_conv_operand(gy.shape(), detail::conv_output_shape(g, O), "conv2d_weight_grad",
+                               "output gradient");
+    Tensor<T, B> gw(Shape{O, g.c, g.kh, g.kw});
+    conv::weight_grad<T, B>(x.value().data(), gy.value().data(), gw.data(), O, g);
+    return l2rw::detail::record<T, B>(
+        "conv2d_weight_grad", std::move(gw), {&x, &gy}, [g](l2rw::detail::VjpContext<T, B>& c) {
+            if (c.needs[0]) c.gin[0] = conv2d_input_grad(c.in[1], c.gout, g);
+            if (c.needs[1]) c.gin[1] = conv2d_geo(c.in[0], c.gout, Var<T, B>(), g);
+        });
+}
+
 /// 2-d convolution (cross-correlation) of x [N, C, H, W] with w [O, C, KH, KW], plus an
-/// optional bias [O]; im2col + GEMM.
+/// optional bias [O] (an undefined Var for none).
 template <class T, Backend B>
 Var<T, B> conv2d(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bias, index_t stride = 1,
                  index_t pad = 0) {
@@ -65,17 +153,7 @@ Var<T, B> conv2d(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bias, 
         throw ShapeError("conv2d: input " + x.shape().str() + " has " + std::to_string(g.c) +
                          " channels but weights " + w.shape().str() + " want " +
                          std::to_string(w.dim(1)));
-    const index_t O = w.dim(0);
-    auto cols = im2col(x, g);
-    auto y = matmul(cols, reshape(w, Shape{O, g.kk()}), false, true);  // [N*OH*OW, O]
-    y = permute(reshape(y, Shape{g.n, g.oh, g.ow, O}), {0, 3, 1, 2});
-    if (bias.defined()) {
-        if (!(bias.shape() == Shape{O}))
-            throw ShapeError("conv2d: bias " + bias.shape().str() + " for " + std::to_string(O) +
-                             " filters");
-        y = y + reshape(bias, Shape{O, 1, 1});
-    }
-    return y;
+    return conv2d_geo(x, w, bias, g);
 }
 
 template <class T, Backend B>
@@ -98,7 +176,7 @@ template <class T, Backend B>
 Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
                           const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
-    B::for_each(out.numel(),
+    B::for_each(geo.n * geo.c,
                 kernel::MaxPoolScatter<T>{g.value().data(), arg.data(), out.data(), geo});
     return l2rw::detail::record<T, B>("maxpool_scatter", std::move(out), {&g},
                                       [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
@@ -115,7 +193,7 @@ Var<T, B> max_pool2d(const Var<T, B>& x, index_t k, index_t stride = 0, index_t 
     if (pad * 2 > k)
         throw ValueError("max_pool2d: padding " + std::to_string(pad) + " exceeds half the window");
     IndexTensor<B> arg(Shape{g.n * g.c * g.oh * g.ow});
-    B::for_each(arg.numel(), kernel::MaxPoolArgmax<T>{x.value().data(), arg.data(), g});
+    B::for_each(g.n * g.c, kernel::MaxPoolArgmax<T>{x.value().data(), arg.data(), g});
     return maxpool_gather(x, arg, g);
 }
 
@@ -135,7 +213,7 @@ Var<T, B> avgpool_geo(const Var<T, B>& x, const kernel::Window2d& geo) {
 template <class T, Backend B>
 Var<T, B> avgpool_adjoint(const Var<T, B>& gout, const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
-    B::for_each(out.numel(), kernel::AvgPoolAdjoint<T>{gout.value().data(), out.data(), geo});
+    B::for_each(geo.n * geo.c, kernel::AvgPoolAdjoint<T>{gout.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         "avg_pool2d_adjoint", std::move(out), {&gout},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_geo(c.gout, geo); });

@@ -1,0 +1,153 @@
+// l2rw/backend/conv2d.hpp — the convolution family on raw buffers of a backend: the forward
+// y = conv2d(x, w) + b, the input gradient gx = conv2d_input_grad(gy, w) and the weight
+// gradient gw = conv2d_weight_grad(x, gy), all NCHW, weights [O, C, KH, KW].
+//
+// Each works image by image: one image's windows are unfolded (column layout [C*KH*KW,
+// OH*OW]) into a workspace that lives for the call only, and one GEMM with the weights
+// reads or writes that image's NCHW block directly (no permute, the bias fused as the
+// GEMM's initial value). A 1x1 convolution with stride 1 and no padding skips the unfolding.
+// On the Cpu backend the images run on the threads of parallel.hpp, each with its own
+// workspace; other backends take them in turn, each kernel parallel on its device.
+//
+// The weight gradient sums over images in a fixed number of chunks (fixed by N, not by the
+// thread count) combined in chunk order: its bits do not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <vector>
+
+#include "../config.hpp"
+#include "concept.hpp"
+#include "parallel.hpp"
+#include "spatial.hpp"
+
+namespace l2rw::conv {
+
+/// Whether the unfolded matrix of one image is the image itself (1x1, stride 1, no pad).
+L2RW_HD inline bool is_pointwise(const kernel::Window2d& g) {
+    return g.kh == 1 && g.kw == 1 && g.stride == 1 && g.pad == 0;
+}
+
+namespace detail {
+
+template <class B>
+concept HostTasks = requires {
+    B::host_tasks;
+};
+
+/// Runs task(t, worker) for t in [0, n): over threads on a host-tasks backend (Cpu), in
+/// turn elsewhere. `workers` (from workers_for) is how many workspaces there are.
+template <class B, class F>
+void run_tasks(index_t n, int workers, index_t work, const F& task) {
+    if constexpr (HostTasks<B>) {
+        if (workers > 1) {
+            parallel::for_tasks(n, work, [&](index_t t) { task(t, thread_index()); });
+            return;
+        }
+    }
+    for (index_t t = 0; t < n; ++t) task(t, 0);
+}
+
+/// Workers for `tasks` tasks of total `work`: 1 unless they will run on threads.
+template <class B>
+int workers_for(index_t tasks, index_t work) {
+    if constexpr (HostTasks<B>) {
+        if (tasks < 2 || work < parallel::min_parallel_work) return 1;
+        return static_cast<int>(std::min<index_t>(parallel::max_workers(), tasks));
+    } else {
+        return 1;
+    }
+}
+
+/// Multiply-adds of one image's GEMM.
+inline index_t image_work(const kernel::Window2d& g, index_t O) { return O * g.kk() * g.oh * g.ow; }
+
+/// One unfolding buffer per worker (none for pointwise convolutions).
+template <class T, Backend B>
+struct Workspace {
+    std::vector<typename B::template buffer<T>> bufs;
+    Workspace(const kernel::Window2d& g, int workers) {
+        if (is_pointwise(g)) return;
+        for (int k = 0; k < workers; ++k)
+            bufs.push_back(B::template allocate<T>(g.kk() * g.oh * g.ow));
+    }
+    T* get(int worker) {
+        return bufs.empty() ? nullptr : B::data(bufs[static_cast<std::size_t>(worker)]);
+    }
+};
+
+/// The [C*KH*KW, OH*OW] unfolding of image n of x: the workspace, or x itself if pointwise.
+template <class T, Backend B>
+const T* unfold(const T* x, index_t n, const kernel::Window2d& g, T* ws) {
+    const T* xn = x + n * g.c * g.h * g.w;
+    if (is_pointwise(g)) return xn;
+    B::for_each(g.kk(), kernel::Im2colImage<T>{xn, ws, g});
+    return ws;
+}
+
+}  // namespace detail
+
+/// y [N, O, OH, OW] = conv2d(x [N, C, H, W], w [O, C, KH, KW]) (+ bias [O] when not null).
+template <class T, Backend B>
+void forward(const T* x, const T* w, const T* bias, T* y, index_t O, const kernel::Window2d& g) {
+    const index_t P = g.oh * g.ow, K = g.kk();
+    const index_t work = g.n * detail::image_work(g, O);
+    const int workers = detail::workers_for<B>(g.n, work);
+    detail::Workspace<T, B> ws(g, workers);
+    detail::run_tasks<B>(g.n, workers, work, [&](index_t n, int wk) {
+        const T* cols = detail::unfold<T, B>(x, n, g, ws.get(wk));
+        T* yn = y + n * O * P;
+        if (bias) B::for_each(O, kernel::FillRows<T>{bias, yn, P});
+        B::gemm(false, false, O, P, K, w, cols, yn, bias != nullptr);
+    });
+}
+
+/// gx [N, C, H, W] = the input gradient of conv2d for output gradient gy [N, O, OH, OW].
+template <class T, Backend B>
+void input_grad(const T* gy, const T* w, T* gx, index_t O, const kernel::Window2d& g) {
+    const index_t P = g.oh * g.ow, K = g.kk();
+    const index_t work = g.n * detail::image_work(g, O);
+    const int workers = detail::workers_for<B>(g.n, work);
+    detail::Workspace<T, B> ws(g, workers);
+    detail::run_tasks<B>(g.n, workers, work, [&](index_t n, int wk) {
+        const T* gyn = gy + n * O * P;
+        T* gxn = gx + n * g.c * g.h * g.w;
+        if (is_pointwise(g)) {
+            B::gemm(true, false, K, P, O, w, gyn, gxn, false);
+            return;
+        }
+        T* cols = ws.get(wk);
+        B::gemm(true, false, K, P, O, w, gyn, cols, false);
+        B::for_each(g.c, kernel::Col2imImage<T>{cols, gxn, g});
+    });
+}
+
+/// Images per chunk of the weight gradient's sum (fixed by N alone).
+inline index_t weight_grad_chunks(index_t n) { return std::min<index_t>(n, 8); }
+
+/// gw [O, C, KH, KW] = the weight gradient of conv2d: sum over images of gy_n · unfold(x_n)ᵀ.
+template <class T, Backend B>
+void weight_grad(const T* x, const T* gy, T* gw, index_t O, const kernel::Window2d& g) {
+    const index_t P = g.oh * g.ow, K = g.kk(), M = O * K;
+    const index_t chunks = std::max<index_t>(weight_grad_chunks(g.n), 1);
+    const index_t work = g.n * detail::image_work(g, O);
+    const int workers = detail::workers_for<B>(chunks, work);
+    detail::Workspace<T, B> ws(g, workers);
+    auto part = B::template allocate<T>(chunks > 1 ? chunks * M : 0);
+    T* pp = chunks > 1 ? B::data(part) : gw;
+    detail::run_tasks<B>(chunks, workers, work, [&](index_t c, int wk) {
+        const index_t lo = c * g.n / chunks, hi = (c + 1) * g.n / chunks;
+        T* acc = pp + c * M;
+        if (lo == hi) {
+            B::gemm(false, true, O, K, 0, gy, gy, acc, false);  // k = 0: zeros
+            return;
+        }
+        for (index_t n = lo; n < hi; ++n) {
+            const T* cols = detail::unfold<T, B>(x, n, g, ws.get(wk));
+            B::gemm(false, true, O, K, P, gy + n * O * P, cols, acc, n > lo);
+        }
+    });
+    if (chunks > 1) B::for_each(M, kernel::SumSlices<T>{pp, gw, M, chunks});
+}
+
+}  // namespace l2rw::conv
