@@ -4,9 +4,12 @@
 // Every training step allocates and frees the same large buffers (im2col matrices, layer
 // activations). glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh
 // pages that the kernel must zero on first touch, which cost more than the convolutions
-// themselves in a ResNet step. The pool keeps freed blocks of 1 MiB and more, keyed by
-// size, and hands them back on the next request of that size. Cached bytes are bounded
-// (HostPool::set_limit, 2 GiB by default); `HostPool::instance().release()` frees them.
+// themselves in a ResNet step. The pool keeps freed blocks of 1 MiB and more in size
+// classes (four per doubling: a request is rounded up by at most 25%), and hands a cached
+// block of the request's class back, so that the same step with slightly different sizes
+// (another batch size, the last partial batch) still reuses its blocks and a steady-state
+// step takes nothing from the OS. Cached bytes are bounded (HostPool::set_limit, 2 GiB by
+// default); `HostPool::instance().release()` frees them.
 #pragma once
 
 #include <cstddef>
@@ -71,11 +74,13 @@ class HostPool {
     }
     /// Bounds the bytes kept for reuse (0 turns caching off).
     void set_limit(std::size_t bytes) {
+        bool over = false;
         {
             std::lock_guard<std::mutex> lock(mu_);
             limit_ = bytes;
+            over = cached_ > limit_;
         }
-        if (cached_ > limit_) release();
+        if (over) release();
     }
     [[nodiscard]] std::size_t cached_bytes() const {
         std::lock_guard<std::mutex> lock(mu_);
@@ -87,12 +92,19 @@ class HostPool {
 
   private:
     HostPool() = default;
+
+  public:
+    /// The bytes actually allocated for a request of `b`: small blocks rounded to the
+    /// alignment, cached ones up to their size class (a quarter of the request's power of 2).
     static std::size_t round(std::size_t b) {
-        // Small blocks to the alignment; large ones to 64 KiB so near sizes share a bucket.
-        const std::size_t q = b >= min_cached ? (std::size_t(1) << 16) : alignment;
+        if (b < min_cached) return (b + alignment - 1) / alignment * alignment;
+        std::size_t p = min_cached;
+        while (p <= b / 2) p *= 2;  // largest power of 2 <= b
+        const std::size_t q = p / 4;
         return (b + q - 1) / q * q;
     }
 
+  private:
     mutable std::mutex mu_;
     std::multimap<std::size_t, void*> free_;
     std::size_t cached_ = 0;

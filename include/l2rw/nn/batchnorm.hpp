@@ -2,15 +2,76 @@
 //
 // Modes (see Mode): train normalises with batch statistics and updates the running ones;
 // eval normalises with the running statistics; meta normalises with batch statistics and
-// leaves the running ones untouched. The batch path is written in Var ops, so its first and
-// second derivatives (through the mean and the variance) are exact.
+// leaves the running ones untouched. The batch path is one fused op (functional::
+// batch_norm): its value and first-order VJP are the fused kernels of
+// backend/batchnorm.hpp; a recorded (create_graph) VJP is written in Var ops, so that the
+// second derivatives through the mean and the variance are exact.
 #pragma once
 
 #include "../autodiff/ops.hpp"
+#include "../backend/batchnorm.hpp"
 #include "../eager.hpp"
 #include "module.hpp"
 
 namespace l2rw::nn {
+
+namespace functional {
+
+/// Batch statistics of one batch_norm call, per channel (constants, for running averages).
+template <class T, Backend B>
+struct BatchStats {
+    Tensor<T, B> mean, var;  // var is biased (divided by the count)
+};
+
+/// Batch normalisation of x [N, C] or [N, C, H, W] with its own batch statistics:
+/// y = (x − mean)/sqrt(var + eps)·γ + β per channel, for γ, β of shape [C]. `stats`, when
+/// given, receives the batch mean and biased variance.
+template <class T, Backend B>
+Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>& beta, T eps,
+                     BatchStats<T, B>* stats = nullptr) {
+    if ((x.rank() != 2 && x.rank() != 4) || x.dim(0) < 1)
+        throw ShapeError("batch_norm: want [N, C] or [N, C, H, W], got " + x.shape().str());
+    const index_t N = x.dim(0), C = x.dim(1), S = x.numel() / std::max<index_t>(N * C, 1);
+    if (!(gamma.shape() == Shape{C}) || !(beta.shape() == Shape{C}))
+        throw ShapeError("batch_norm: scale " + gamma.shape().str() + " and shift " +
+                         beta.shape().str() + " for " + std::to_string(C) + " channels");
+    Tensor<T, B> y(x.shape()), mean(Shape{C}), var(Shape{C}), inv(Shape{C});
+    B::for_each(C, kernel::BatchNormForward<T>{x.value().data(), gamma.value().data(),
+                                               beta.value().data(), y.data(), mean.data(),
+                                               var.data(), inv.data(), eps, N, C, S});
+    if (stats) *stats = {mean, var};
+    const Shape ss = x.rank() == 2 ? Shape{1, C} : Shape{1, C, 1, 1};
+    return l2rw::detail::record<T, B>(
+        "batch_norm", std::move(y), {&x, &gamma, &beta},
+        [mean, inv, ss, eps, N, C, S](l2rw::detail::VjpContext<T, B>& c) {
+            const auto &X = c.in[0], &G = c.gout;
+            if (!grad_enabled()) {  // first order: the fused kernel
+                Tensor<T, B> gx(X.shape()), gg(Shape{C}), gb(Shape{C});
+                B::for_each(C, kernel::BatchNormBackward<T>{
+                                   X.value().data(), G.value().data(), c.in[1].value().data(),
+                                   mean.data(), inv.data(), c.needs[0] ? gx.data() : nullptr,
+                                   gg.data(), gb.data(), N, C, S});
+                if (c.needs[0]) c.gin[0] = Var<T, B>(gx);
+                if (c.needs[1]) c.gin[1] = Var<T, B>(gg);
+                if (c.needs[2]) c.gin[2] = Var<T, B>(gb);
+                return;
+            }
+            // Recorded: the same formula in Var ops, the statistics recomputed from x on the
+            // tape, so that this gradient can be differentiated again.
+            const T inv_m = T(1) / static_cast<T>(N * S);
+            const auto mu = sum_to(X, ss) * inv_m;
+            const auto d = X - mu;
+            const auto iv = pow(sum_to(d * d, ss) * inv_m + eps, T(-0.5));
+            const auto xhat = d * iv;
+            const auto sg = sum_to(G, ss), sgx = sum_to(G * xhat, ss);
+            if (c.needs[0])
+                c.gin[0] = reshape(c.in[1], ss) * iv * (G - sg * inv_m - xhat * (sgx * inv_m));
+            if (c.needs[1]) c.gin[1] = reshape(sgx, Shape{C});
+            if (c.needs[2]) c.gin[2] = reshape(sg, Shape{C});
+        });
+}
+
+}  // namespace functional
 
 template <class T, Backend B>
 class BatchNorm : public Module<T, B> {
@@ -48,11 +109,9 @@ class BatchNorm : public Module<T, B> {
             throw ValueError(
                 "BatchNorm: training needs more than one value per feature, got input " +
                 x.shape().str());
-        const T inv_n = T(1) / static_cast<T>(count);
-        const auto mu = sum_to(x, ss) * inv_n;
-        const auto d = x - mu;
-        const auto var = sum_to(d * d, ss) * inv_n;
-        const auto y = d * pow(var + static_cast<T>(eps_), T(-0.5)) * gamma + beta;
+        functional::BatchStats<T, B> st;
+        const auto y = functional::batch_norm(x, ctx.param(weight), ctx.param(bias),
+                                              static_cast<T>(eps_), &st);
         if (ctx.mode == Mode::train) {
             const T m = static_cast<T>(momentum_);
             const T unbias = static_cast<T>(count) / static_cast<T>(count - 1);
@@ -61,10 +120,8 @@ class BatchNorm : public Module<T, B> {
                                   eager::map(batch, kernel::MulScalar<T>{m}), kernel::Add{},
                                   "BatchNorm");
             };
-            running_mean = blend(running_mean, mu.value().reshape(Shape{f_}));
-            running_var =
-                blend(running_var,
-                      eager::map(var.value(), kernel::MulScalar<T>{unbias}).reshape(Shape{f_}));
+            running_mean = blend(running_mean, st.mean);
+            running_var = blend(running_var, eager::map(st.var, kernel::MulScalar<T>{unbias}));
         }
         return y;
     }

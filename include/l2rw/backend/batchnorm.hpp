@@ -1,0 +1,99 @@
+// l2rw/backend/batchnorm.hpp — batch normalisation with batch statistics as two fused
+// kernels over x viewed as [N, C, S] (S = H*W, or 1 for [N, F]), one call per channel:
+//
+//   BatchNormForward   mean, biased variance, 1/sqrt(var + eps) and y = x̂·γ + β in three
+//                      sweeps of the channel (the sums in double)
+//   BatchNormBackward  Σg and Σg·x̂ in one sweep, then gx = γ·inv·(g − Σg/M − x̂·Σg·x̂/M)
+//
+// with M = N·S and x̂ = (x − mean)·inv. They replace the ~11 primitive ops (5 full-size
+// temporaries) of the composite form; the VJP rule that calls the backward one keeps the
+// composite form for recorded (create_graph) backward passes, where its curvature is
+// needed (nn/batchnorm.hpp).
+#pragma once
+
+#include <cmath>
+
+#include "../config.hpp"
+
+namespace l2rw::kernel {
+
+template <class T>
+struct BatchNormForward {
+    const T* x;
+    const T* gamma;
+    const T* beta;
+    T* y;
+    T* mean;  // [C], out
+    T* var;   // [C], out: biased (divided by M)
+    T* inv;   // [C], out: 1 / sqrt(var + eps)
+    T eps;
+    index_t n, c, s;
+    L2RW_HD index_t cost() const { return 3 * n * s; }
+    L2RW_HD void operator()(index_t ch) const {
+        const double m = static_cast<double>(n * s);
+        double acc = 0;
+        for (index_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + ch) * s;
+            for (index_t k = 0; k < s; ++k) acc += static_cast<double>(p[k]);
+        }
+        const double mu = acc / m;
+        double sq = 0;
+        for (index_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + ch) * s;
+            for (index_t k = 0; k < s; ++k) {
+                const double d = static_cast<double>(p[k]) - mu;
+                sq += d * d;
+            }
+        }
+        const T v = static_cast<T>(sq / m), mt = static_cast<T>(mu);
+        const T iv = T(1) / std::sqrt(v + eps);
+        mean[ch] = mt;
+        var[ch] = v;
+        inv[ch] = iv;
+        const T a = iv * gamma[ch], b = beta[ch];
+        for (index_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + ch) * s;
+            T* q = y + (i * c + ch) * s;
+            for (index_t k = 0; k < s; ++k) q[k] = (p[k] - mt) * a + b;
+        }
+    }
+};
+
+template <class T>
+struct BatchNormBackward {
+    const T* x;
+    const T* g;
+    const T* gamma;
+    const T* mean;
+    const T* inv;
+    T* gx;      // may be null
+    T* ggamma;  // may be null
+    T* gbeta;   // may be null
+    index_t n, c, s;
+    L2RW_HD index_t cost() const { return 2 * n * s; }
+    L2RW_HD void operator()(index_t ch) const {
+        const T mu = mean[ch], iv = inv[ch];
+        double sg = 0, sgx = 0;
+        for (index_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + ch) * s;
+            const T* q = g + (i * c + ch) * s;
+            for (index_t k = 0; k < s; ++k) {
+                sg += static_cast<double>(q[k]);
+                sgx += static_cast<double>(q[k]) * static_cast<double>((p[k] - mu) * iv);
+            }
+        }
+        if (gbeta) gbeta[ch] = static_cast<T>(sg);
+        if (ggamma) ggamma[ch] = static_cast<T>(sgx);
+        if (!gx) return;
+        const double m = static_cast<double>(n * s);
+        const T a = gamma[ch] * iv, mg = static_cast<T>(sg / m), mgx = static_cast<T>(sgx / m);
+        for (index_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + ch) * s;
+            const T* q = g + (i * c + ch) * s;
+            T* r = gx + (i * c + ch) * s;
+            for (index_t k = 0; k < s; ++k) r[k] = a * (q[k] - mg - (p[k] - mu) * iv * mgx);
+        }
+    }
+};
+
+}  // namespace l2rw::kernel
