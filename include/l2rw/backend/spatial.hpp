@@ -89,24 +89,26 @@ struct Im2colImage {
     Window2d g;
     L2RW_HD index_t cost() const { return g.oh * g.ow; }
     L2RW_HD void operator()(index_t r) const {
+        // Locals, not members: stores through `row` must not make the compiler reload g.
+        const index_t H = g.h, W = g.w, OH = g.oh, OW = g.ow, s = g.stride, p = g.pad;
         const index_t j = r % g.kw, i = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
-        const T* xc = x + c * g.h * g.w;
-        T* row = cols + r * g.oh * g.ow;
+        const T* __restrict__ xc = x + c * H * W;
+        T* __restrict__ row = cols + r * OH * OW;
         index_t lo, hi;
-        valid_span(g.ow, g.w, g.stride, g.pad, j, lo, hi);
-        for (index_t oh = 0; oh < g.oh; ++oh, row += g.ow) {
-            const index_t h = oh * g.stride - g.pad + i;
-            if (h < 0 || h >= g.h) {
-                for (index_t ow = 0; ow < g.ow; ++ow) row[ow] = T(0);
+        valid_span(OW, W, s, p, j, lo, hi);
+        for (index_t oh = 0; oh < OH; ++oh, row += OW) {
+            const index_t h = oh * s - p + i;
+            if (h < 0 || h >= H) {
+                for (index_t ow = 0; ow < OW; ++ow) row[ow] = T(0);
                 continue;
             }
-            const T* xr = xc + h * g.w - g.pad + j;
+            const T* __restrict__ xr = xc + h * W - p + j;
             for (index_t ow = 0; ow < lo; ++ow) row[ow] = T(0);
-            if (g.stride == 1)
+            if (s == 1)
                 for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow];
             else
-                for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow * g.stride];
-            for (index_t ow = hi; ow < g.ow; ++ow) row[ow] = T(0);
+                for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow * s];
+            for (index_t ow = hi; ow < OW; ++ow) row[ow] = T(0);
         }
     }
 };
@@ -120,22 +122,24 @@ struct Col2imImage {
     Window2d g;
     L2RW_HD index_t cost() const { return g.kh * g.kw * g.oh * g.ow; }
     L2RW_HD void operator()(index_t c) const {
-        T* xp = x + c * g.h * g.w;
-        for (index_t e = 0; e < g.h * g.w; ++e) xp[e] = T(0);
-        for (index_t i = 0; i < g.kh; ++i)
-            for (index_t j = 0; j < g.kw; ++j) {
-                const T* row = cols + ((c * g.kh + i) * g.kw + j) * g.oh * g.ow;
+        const index_t H = g.h, W = g.w, OH = g.oh, OW = g.ow, s = g.stride, p = g.pad,
+                      KH = g.kh, KW = g.kw;
+        T* __restrict__ xp = x + c * H * W;
+        for (index_t e = 0; e < H * W; ++e) xp[e] = T(0);
+        for (index_t i = 0; i < KH; ++i)
+            for (index_t j = 0; j < KW; ++j) {
+                const T* __restrict__ row = cols + ((c * KH + i) * KW + j) * OH * OW;
                 index_t lo, hi;
-                valid_span(g.ow, g.w, g.stride, g.pad, j, lo, hi);
-                for (index_t oh = 0; oh < g.oh; ++oh) {
-                    const index_t h = oh * g.stride - g.pad + i;
-                    if (h < 0 || h >= g.h) continue;
-                    T* xr = xp + h * g.w - g.pad + j;
-                    const T* cr = row + oh * g.ow;
-                    if (g.stride == 1)
+                valid_span(OW, W, s, p, j, lo, hi);
+                for (index_t oh = 0; oh < OH; ++oh) {
+                    const index_t h = oh * s - p + i;
+                    if (h < 0 || h >= H) continue;
+                    T* __restrict__ xr = xp + h * W - p + j;
+                    const T* __restrict__ cr = row + oh * OW;
+                    if (s == 1)
                         for (index_t ow = lo; ow < hi; ++ow) xr[ow] += cr[ow];
                     else
-                        for (index_t ow = lo; ow < hi; ++ow) xr[ow * g.stride] += cr[ow];
+                        for (index_t ow = lo; ow < hi; ++ow) xr[ow * s] += cr[ow];
                 }
             }
     }

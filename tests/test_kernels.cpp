@@ -1,0 +1,262 @@
+// tests/test_kernels.cpp — the fused kernels of the speed work and the thread guarantees:
+//
+//   the convolution family (conv2d, conv2d_input_grad, conv2d_weight_grad): FD first and
+//     second order of each member on its own, at one input channel, batch 1, 1x1 pointwise,
+//     strides and paddings; their adjoint identities; no unfolded matrix on the tape
+//   fused BatchNorm: its first-order kernel against the composite Var-op form, both modes
+//   pooling adjoints written per plane, against the forward by the adjoint identity
+//   threads: Cpu::sum and the weight gradient give the same bits at 1 and 2 threads; LeNet
+//     and ResNet-8 training with l2rw weights agree to 1e-12 between 1 and 2 threads, and
+//     two 2-thread runs are bitwise equal
+//   the host pool's size classes
+//
+// Mutations seen caught here (each undone): BatchNormBackward without its x̂·Σg·x̂/M term
+// (fails the fused-vs-composite check and the first-order FD); SumSlices adding slice 0
+// twice (fails the chunked weight gradient and the conv2d FD of the weights); the weight
+// gradient's VJP for x given a gradient scaled by 1.0001 (fails the conv2d HVP).
+#include <numeric>
+
+#include "testing.hpp"
+
+using namespace l2rw;
+using namespace l2rw::testing;
+namespace F = l2rw::nn::functional;
+
+namespace {
+
+struct ConvCfg {
+    index_t n, c, h, w, o, kh, kw, stride, pad;
+};
+
+const ConvCfg conv_cfgs[] = {
+    {1, 1, 6, 5, 2, 3, 3, 1, 1},  // batch 1, one input channel (LeNet's first layer)
+    {2, 3, 5, 7, 2, 3, 3, 2, 0},  // stride 2
+    {3, 2, 6, 6, 3, 2, 3, 2, 2},  // non-square kernel, padding larger than half of it
+    {2, 3, 4, 5, 4, 1, 1, 1, 0},  // pointwise: no unfolding
+    {2, 2, 5, 5, 2, 1, 1, 2, 0},  // 1x1 with stride: unfolded
+    {9, 1, 4, 4, 2, 3, 3, 1, 1},  // 9 images: the weight gradient sums 8 chunks
+};
+
+std::string cfg_name(const ConvCfg& c) {
+    return "N" + std::to_string(c.n) + " C" + std::to_string(c.c) + " " + std::to_string(c.h) +
+           "x" + std::to_string(c.w) + " O" + std::to_string(c.o) + " k" + std::to_string(c.kh) +
+           "x" + std::to_string(c.kw) + " s" + std::to_string(c.stride) + " p" +
+           std::to_string(c.pad);
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("kernels: the conv2d family, each member FD-checked to second order", B,
+                   L2RW_BACKENDS) {
+    for (const auto& c : conv_cfgs) {
+        const std::string name = cfg_name(c);
+        CAPTURE(name);
+        const Shape xs{c.n, c.c, c.h, c.w}, ws{c.o, c.c, c.kh, c.kw};
+        const auto g = F::detail::window(xs, c.kh, c.kw, c.stride, c.pad, "test");
+        const Shape ys{c.n, c.o, g.oh, g.ow};
+        const auto x = TensorD<B>::randn(xs, 1), w = TensorD<B>::randn(ws, 2),
+                   b = TensorD<B>::randn(Shape{c.o}, 3), gy = TensorD<B>::randn(ys, 4);
+        // The forward with bias; bilinear in (x, w), so the HVP is the cross term.
+        check_gradients<B>(
+            [g](const std::vector<VarD<B>>& in) { return F::conv2d_geo(in[0], in[1], in[2], g); },
+            {x, w, b}, {.what = "conv2d " + name});
+        // The input gradient as a function of (gy, w), and the weight gradient of (x, gy):
+        // their VJPs are the other members, and their HVPs the VJPs of those.
+        check_gradients<B>(
+            [g](const std::vector<VarD<B>>& in) { return F::conv2d_input_grad(in[0], in[1], g); },
+            {gy, w}, {.what = "conv2d_input_grad " + name});
+        check_gradients<B>(
+            [g](const std::vector<VarD<B>>& in) { return F::conv2d_weight_grad(in[0], in[1], g); },
+            {x, gy}, {.what = "conv2d_weight_grad " + name});
+        // Adjoint identities: ⟨conv(x, w), gy⟩ = ⟨x, input_grad(gy, w)⟩ = ⟨w, weight_grad(x, gy)⟩.
+        const auto y = F::conv2d_geo(VarD<B>(x), VarD<B>(w), VarD<B>(), g).value();
+        const auto gx = F::conv2d_input_grad(VarD<B>(gy), VarD<B>(w), g).value();
+        const auto gw = F::conv2d_weight_grad(VarD<B>(x), VarD<B>(gy), g).value();
+        const double lhs = static_cast<double>(testing::detail::dot_host<B>(y, gy));
+        CHECK(std::abs(lhs) > 1e-3);
+        CHECK(static_cast<double>(testing::detail::dot_host<B>(x, gx)) ==
+              doctest::Approx(lhs).epsilon(1e-12));
+        CHECK(static_cast<double>(testing::detail::dot_host<B>(w, gw)) ==
+              doctest::Approx(lhs).epsilon(1e-12));
+        // The weight gradient summed in chunks equals the sum of one-image gradients.
+        if (c.n > 1) {
+            auto total = std::vector<double>(static_cast<std::size_t>(w.numel()), 0.0);
+            const auto hx = x.to_host(), hg = gy.to_host();
+            const index_t xi = c.c * c.h * c.w, yi = c.o * g.oh * g.ow;
+            auto g1 = g;
+            g1.n = 1;
+            for (index_t n = 0; n < c.n; ++n) {
+                const auto x1 =
+                    tensor<B>(Shape{1, c.c, c.h, c.w},
+                              std::vector<double>(hx.begin() + n * xi, hx.begin() + (n + 1) * xi));
+                const auto y1 =
+                    tensor<B>(Shape{1, c.o, g.oh, g.ow},
+                              std::vector<double>(hg.begin() + n * yi, hg.begin() + (n + 1) * yi));
+                const auto part =
+                    F::conv2d_weight_grad(VarD<B>(x1), VarD<B>(y1), g1).value().to_host();
+                for (std::size_t k = 0; k < total.size(); ++k) total[k] += part[k];
+            }
+            check_close(gw.to_host(), total, 1e-12, 1e-12, "chunked weight gradient " + name);
+        }
+    }
+}
+
+TEST_CASE_TEMPLATE("kernels: a convolution keeps only its operands on the tape", B, L2RW_BACKENDS) {
+    // The old conv kept its im2col matrix (C·K² times the output) as a node; the fused op
+    // keeps x, w and the bias. Count the values a conv2d + sum adds to a tape.
+    const auto x = TensorD<B>::randn(Shape{2, 4, 8, 8}, 1), w = TensorD<B>::randn({5, 4, 3, 3}, 2);
+    Tape<double, B> tape;
+    auto vx = tape.leaf(x), vw = tape.leaf(w);
+    const auto before = tape.size();
+    auto y = nn::functional::conv2d(vx, vw, VarD<B>(), 1, 1);
+    CHECK(tape.size() == before + 1);  // one node: the conv itself
+    const auto& node = tape.data()->nodes.back();
+    CHECK(std::string(node.op) == "conv2d");
+    index_t held = node.value.numel();
+    for (int k = 0; k < node.nin; ++k) held += node.in_val[static_cast<std::size_t>(k)].numel();
+    CHECK(held == y.numel() + x.numel() + w.numel());
+}
+
+TEST_CASE_TEMPLATE("kernels: fused BatchNorm equals its composite Var-op form", B, L2RW_BACKENDS) {
+    for (const Shape& s : {Shape{5, 3}, Shape{3, 2, 4, 5}, Shape{1, 2, 3, 3}}) {
+        CAPTURE(s.str());
+        const index_t C = s[1];
+        const auto x = TensorD<B>::randn(s, 7, 0.5, 2.0), gamma = TensorD<B>::randn({C}, 8),
+                   beta = TensorD<B>::randn({C}, 9), seed = TensorD<B>::randn(s, 10);
+        const Shape ss = s.rank() == 2 ? Shape{1, C} : Shape{1, C, 1, 1};
+        auto composite = [&](const VarD<B>& vx, const VarD<B>& vg, const VarD<B>& vb) {
+            const double m = static_cast<double>(s.numel() / C);
+            const auto mu = sum_to(vx, ss) * (1.0 / m);
+            const auto d = vx - mu;
+            const auto var = sum_to(d * d, ss) * (1.0 / m);
+            return d * pow(var + 1e-5, -0.5) * reshape(vg, ss) + reshape(vb, ss);
+        };
+        std::vector<std::vector<double>> fused, comp;
+        for (int pass = 0; pass < 2; ++pass) {
+            Tape<double, B> tape;
+            std::vector<VarD<B>> in{tape.leaf(x), tape.leaf(gamma), tape.leaf(beta)};
+            auto y = pass == 0 ? F::batch_norm(in[0], in[1], in[2], 1e-5)
+                               : composite(in[0], in[1], in[2]);
+            auto g = vjp(y, in, VarD<B>(seed));  // first order: the fused kernel for pass 0
+            auto& out = pass == 0 ? fused : comp;
+            out.push_back(y.to_host());
+            for (auto& gi : g) out.push_back(gi.to_host());
+        }
+        const char* what[] = {"value", "dx", "dgamma", "dbeta"};
+        for (std::size_t k = 0; k < 4; ++k)
+            check_close(fused[k], comp[k], 1e-11, 1e-12, std::string("batch_norm ") + what[k]);
+        // And the fused op, FD-checked to second order (its recorded rule).
+        check_gradients<B>(
+            [](const std::vector<VarD<B>>& in) { return F::batch_norm(in[0], in[1], in[2], 1e-5); },
+            {x, gamma, beta}, {.what = "batch_norm " + s.str(), .rtol2 = 1e-4});
+    }
+}
+
+TEST_CASE_TEMPLATE("kernels: per-plane pooling adjoints are the adjoints of their forwards", B,
+                   L2RW_BACKENDS) {
+    const Shape xs{2, 3, 7, 6};
+    const auto x = TensorD<B>::randn(xs, 3);
+    for (index_t k : {2, 3}) {
+        for (index_t stride : {1, 2}) {
+            CAPTURE(k);
+            CAPTURE(stride);
+            const auto g = F::detail::window(xs, k, k, stride, 0, "test");
+            const auto gy = TensorD<B>::randn({g.n, g.c, g.oh, g.ow}, 4);
+            // avg: ⟨avgpool(x), gy⟩ = ⟨x, adjoint(gy)⟩
+            const auto y = F::avgpool_geo(VarD<B>(x), g).value();
+            const auto a = F::avgpool_adjoint(VarD<B>(gy), g).value();
+            CHECK(static_cast<double>(testing::detail::dot_host<B>(y, gy)) ==
+                  doctest::Approx(static_cast<double>(testing::detail::dot_host<B>(x, a)))
+                      .epsilon(1e-13));
+            // max: the same with winners fixed, overlapping windows (stride 1) included.
+            Tape<double, B> tape;
+            auto vx = tape.leaf(x);
+            auto m = F::max_pool2d(vx, k, stride);
+            auto gm = vjp(m, {vx}, VarD<B>(gy))[0].value();
+            CHECK(static_cast<double>(testing::detail::dot_host<B>(m.value(), gy)) ==
+                  doctest::Approx(static_cast<double>(testing::detail::dot_host<B>(x, gm)))
+                      .epsilon(1e-13));
+        }
+    }
+}
+
+#if defined(_OPENMP) && !defined(__CUDACC__)
+namespace {
+
+/// Runs `f` at `t` threads and puts the old count back.
+template <class F>
+auto at_threads(int t, F&& f) {
+    const int old = num_threads();
+    set_num_threads(t);
+    auto r = f();
+    set_num_threads(old);
+    return r;
+}
+
+/// 20 l2rw steps (SGD momentum) of a seeded model; its parameters afterwards.
+std::vector<double> train_l2rw(bool resnet) {
+    auto m =
+        resnet ? nn::resnet_cifar<double, Cpu>(8, 3, 5) : nn::lenet<double, Cpu>({1, 12, 3}, 5);
+    meta::OnlineReweighter<nn::Sequential<double, Cpu>> rw(*m);
+    optim::SGD<double, Cpu> opt({.lr = 0.05, .momentum = 0.9});
+    for (int step = 0; step < 20; ++step) {
+        auto batch = [&](index_t n, std::uint64_t seed) {
+            meta::Batch<double, Cpu> b;
+            b.x = resnet ? Tensor<double, Cpu>::randn({n, 3, 8, 8}, seed)
+                         : Tensor<double, Cpu>::randn({n, 1, 12, 12}, seed);
+            b.y = random_labels<Cpu>(n, 3, seed + 1);
+            return b;
+        };
+        (void)rw.step(batch(24, 100 + step), batch(12, 500 + step), opt);
+    }
+    std::vector<double> all;
+    for (auto& [name, t] : nn::named_parameters(*m)) {
+        const auto h = t->to_host();
+        all.insert(all.end(), h.begin(), h.end());
+    }
+    return all;
+}
+
+}  // namespace
+
+TEST_CASE("kernels: sums and the conv weight gradient give the same bits at 1 and 2 threads") {
+    const auto v = Tensor<double, Cpu>::randn({300000}, 1);
+    const double s1 = at_threads(1, [&] { return Cpu::sum(v.data(), v.numel()); });
+    const double s2 = at_threads(2, [&] { return Cpu::sum(v.data(), v.numel()); });
+    CHECK(s1 == s2);  // blocks fixed by n, combined in order
+    const auto x = Tensor<double, Cpu>::randn({16, 8, 12, 12}, 2),
+               gy = Tensor<double, Cpu>::randn({16, 8, 12, 12}, 3);
+    const auto g = F::detail::window(x.shape(), 3, 3, 1, 1, "test");
+    auto wg = [&] { return F::conv2d_weight_grad(VarD<Cpu>(x), VarD<Cpu>(gy), g).to_host(); };
+    CHECK(at_threads(1, wg) == at_threads(2, wg));  // chunks fixed by N, combined in order
+}
+
+TEST_CASE("kernels: LeNet and ResNet-8 l2rw training at 1 and 2 threads agree, and repeat") {
+    for (bool resnet : {false, true}) {
+        CAPTURE(resnet);
+        const auto one = at_threads(1, [&] { return train_l2rw(resnet); });
+        const auto two = at_threads(2, [&] { return train_l2rw(resnet); });
+        const auto again = at_threads(2, [&] { return train_l2rw(resnet); });
+        check_close(two, one, 1e-12, 1e-14, resnet ? "ResNet-8 1 vs 2 threads" : "LeNet 1 vs 2");
+        CHECK(two == again);  // bitwise at a fixed thread count
+    }
+}
+#endif
+
+TEST_CASE("kernels: host pool size classes round up by at most a quarter and share blocks") {
+    const std::size_t mib = std::size_t(1) << 20;
+    for (std::size_t b : {mib, mib + 1, 3 * mib / 2 + 7, 5 * mib, 33 * mib + 12345}) {
+        const std::size_t r = HostPool::round(b);
+        CHECK(r >= b);
+        CHECK(static_cast<double>(r) <= 1.25 * static_cast<double>(b));
+    }
+    CHECK(HostPool::round(5 * mib + 1) == HostPool::round(5 * mib + 100000));  // one class
+    CHECK(HostPool::round(100) == 128);  // small blocks: the 64-byte alignment
+    // A freed block of a class serves the next request of the same class.
+    HostPool::instance().release();
+    void* p = HostPool::instance().allocate(5 * mib + 1);
+    HostPool::instance().deallocate(p, 5 * mib + 1);
+    void* q = HostPool::instance().allocate(5 * mib + 100000);
+    CHECK(p == q);
+    HostPool::instance().deallocate(q, 5 * mib + 100000);
+}
