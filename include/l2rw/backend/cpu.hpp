@@ -68,15 +68,24 @@ struct Cpu {
     template <class T>
     static void gemm(bool ta, bool tb, index_t m, index_t n, index_t k, const T* a, const T* b,
                      T* c, bool accumulate) {
+        gemm_ld(ta, tb, m, n, k, a, ta ? m : k, b, tb ? k : n, c, n, accumulate);
+    }
+
+    /// gemm on sub-matrices: lda, ldb and ldc are the row strides of A, B and C as stored
+    /// (the convolution family multiplies blocks of an image's rows in place).
+    template <class T>
+    static void gemm_ld(bool ta, bool tb, index_t m, index_t n, index_t k, const T* a, index_t lda,
+                        const T* b, index_t ldb, T* c, index_t ldc, bool accumulate) {
         using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        using CMap = Eigen::Map<const Mat>;
-        Eigen::Map<Mat> C(c, m, n);
+        using Stride = Eigen::OuterStride<>;
+        using CMap = Eigen::Map<const Mat, 0, Stride>;
+        Eigen::Map<Mat, 0, Stride> C(c, m, n, Stride(ldc));
         if (k == 0) {
             if (!accumulate) C.setZero();
             return;
         }
-        CMap A(a, ta ? k : m, ta ? m : k);
-        CMap B(b, tb ? n : k, tb ? k : n);
+        CMap A(a, ta ? k : m, ta ? m : k, Stride(lda));
+        CMap B(b, tb ? n : k, tb ? k : n, Stride(ldb));
         auto run = [&](const auto& prod) {
             if (accumulate)
                 C.noalias() += prod;

@@ -79,24 +79,26 @@ L2RW_HD inline void valid_span(index_t out, index_t in, index_t stride, index_t 
     if (lo > hi) lo = hi;
 }
 
-/// One image's unfolded windows in column layout: cols[(c, i, j), (oh, ow)] =
-/// x[c, oh*s - p + i, ow*s - p + j] (0 outside), for x of one image [C, H, W]; one call per
-/// row (c, i, j). This is the layout whose GEMM with the weights writes NCHW directly.
+/// One image's unfolded windows in column layout, for the output rows [oh0, oh1):
+/// cols[(c, i, j), (oh - oh0, ow)] = x[c, oh*s - p + i, ow*s - p + j] (0 outside), for x of
+/// one image [C, H, W]; one call per row (c, i, j). This is the layout whose GEMM with the
+/// weights writes NCHW directly; a block of output rows keeps the matrix in cache.
 template <class T>
 struct Im2colImage {
     const T* x;
     T* cols;
     Window2d g;
-    L2RW_HD index_t cost() const { return g.oh * g.ow; }
+    index_t oh0, oh1;
+    L2RW_HD index_t cost() const { return (oh1 - oh0) * g.ow; }
     L2RW_HD void operator()(index_t r) const {
         // Locals, not members: stores through `row` must not make the compiler reload g.
-        const index_t H = g.h, W = g.w, OH = g.oh, OW = g.ow, s = g.stride, p = g.pad;
+        const index_t H = g.h, W = g.w, OW = g.ow, s = g.stride, p = g.pad;
         const index_t j = r % g.kw, i = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
         const T* __restrict__ xc = x + c * H * W;
-        T* __restrict__ row = cols + r * OH * OW;
+        T* __restrict__ row = cols + r * (oh1 - oh0) * OW;
         index_t lo, hi;
         valid_span(OW, W, s, p, j, lo, hi);
-        for (index_t oh = 0; oh < OH; ++oh, row += OW) {
+        for (index_t oh = oh0; oh < oh1; ++oh, row += OW) {
             const index_t h = oh * s - p + i;
             if (h < 0 || h >= H) {
                 for (index_t ow = 0; ow < OW; ++ow) row[ow] = T(0);
@@ -113,29 +115,30 @@ struct Im2colImage {
     }
 };
 
-/// The adjoint of Im2colImage: x[c, :, :] of one image = the sum of the cols entries that
-/// read it; one call per channel plane, which it owns (no write conflicts, no atomics).
+/// The adjoint of Im2colImage over the same output rows [oh0, oh1): adds to x[c, :, :] of
+/// one image (zeroed by the caller before the first block) the cols entries that read it;
+/// one call per channel plane, which it owns (no write conflicts, no atomics).
 template <class T>
 struct Col2imImage {
     const T* cols;
     T* x;
     Window2d g;
-    L2RW_HD index_t cost() const { return g.kh * g.kw * g.oh * g.ow; }
+    index_t oh0, oh1;
+    L2RW_HD index_t cost() const { return g.kh * g.kw * (oh1 - oh0) * g.ow; }
     L2RW_HD void operator()(index_t c) const {
-        const index_t H = g.h, W = g.w, OH = g.oh, OW = g.ow, s = g.stride, p = g.pad,
-                      KH = g.kh, KW = g.kw;
+        const index_t H = g.h, W = g.w, OW = g.ow, s = g.stride, p = g.pad, KH = g.kh, KW = g.kw,
+                      R = oh1 - oh0;
         T* __restrict__ xp = x + c * H * W;
-        for (index_t e = 0; e < H * W; ++e) xp[e] = T(0);
         for (index_t i = 0; i < KH; ++i)
             for (index_t j = 0; j < KW; ++j) {
-                const T* __restrict__ row = cols + ((c * KH + i) * KW + j) * OH * OW;
+                const T* __restrict__ row = cols + ((c * KH + i) * KW + j) * R * OW;
                 index_t lo, hi;
                 valid_span(OW, W, s, p, j, lo, hi);
-                for (index_t oh = 0; oh < OH; ++oh) {
+                for (index_t oh = oh0; oh < oh1; ++oh) {
                     const index_t h = oh * s - p + i;
                     if (h < 0 || h >= H) continue;
                     T* __restrict__ xr = xp + h * W - p + j;
-                    const T* __restrict__ cr = row + oh * OW;
+                    const T* __restrict__ cr = row + (oh - oh0) * OW;
                     if (s == 1)
                         for (index_t ow = lo; ow < hi; ++ow) xr[ow] += cr[ow];
                     else
