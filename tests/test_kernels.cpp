@@ -101,6 +101,35 @@ TEST_CASE_TEMPLATE("kernels: the conv2d family, each member FD-checked to second
     }
 }
 
+TEST_CASE_TEMPLATE("kernels: conv2d in blocks of rows equals the one-matrix im2col form", B,
+                   L2RW_BACKENDS) {
+    // 64 channels, 3x3: an unfolded row of output is 576 * 12 doubles (54 KiB), so the Cpu
+    // backend takes 3 rows a block (backend/conv2d.hpp, block_bytes), 4 blocks an image; the
+    // reference unfolds the whole batch at once (im2col) and multiplies once.
+    for (index_t stride : {1, 2}) {
+        CAPTURE(stride);
+        const Shape xs{2, 64, 12, 12};
+        const auto g = F::detail::window(xs, 3, 3, stride, 1, "test");
+        const index_t O = 5, P = g.oh * g.ow;
+        const auto x = TensorD<B>::randn(xs, 1), w = TensorD<B>::randn({O, 64, 3, 3}, 2),
+                   gy = TensorD<B>::randn({2, O, g.oh, g.ow}, 3);
+        const auto cols = F::im2col(VarD<B>(x), g);                                 // [N*P, K]
+        const auto wm = reshape(VarD<B>(w), Shape{O, g.kk()});                      // [O, K]
+        const auto gyr = permute(reshape(VarD<B>(gy), Shape{2, O, P}), {0, 2, 1});  // [N, P, O]
+        const auto gym = reshape(gyr, Shape{2 * P, O});
+        const auto y_ref =
+            permute(reshape(matmul(cols, wm, false, true), Shape{2, g.oh, g.ow, O}), {0, 3, 1, 2});
+        const auto gx_ref = F::col2im(matmul(gym, wm), g);
+        const auto gw_ref = reshape(matmul(gym, cols, true, false), Shape{O, 64, 3, 3});
+        check_close(F::conv2d_geo(VarD<B>(x), VarD<B>(w), VarD<B>(), g).value(), y_ref.value(),
+                    1e-12, 1e-12, "blocked forward");
+        check_close(F::conv2d_input_grad(VarD<B>(gy), VarD<B>(w), g).value(), gx_ref.value(), 1e-12,
+                    1e-12, "blocked input gradient");
+        check_close(F::conv2d_weight_grad(VarD<B>(x), VarD<B>(gy), g).value(), gw_ref.value(),
+                    1e-12, 1e-12, "blocked weight gradient");
+    }
+}
+
 TEST_CASE_TEMPLATE("kernels: a convolution keeps only its operands on the tape", B, L2RW_BACKENDS) {
     // The old conv kept its im2col matrix (C·K² times the output) as a node; the fused op
     // keeps x, w and the bias. Count the values a conv2d + sum adds to a tape.

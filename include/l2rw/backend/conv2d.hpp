@@ -117,7 +117,7 @@ struct Workspace {
 template <class T, Backend B>
 const T* unfold(const T* xn, const kernel::Window2d& g, index_t oh0, index_t oh1, T* ws) {
     if (is_pointwise(g)) return xn;
-    B::for_each(g.kk(), kernel::Im2colImage<T>{xn, ws, g, oh0, oh1});
+    B::for_each(g.c, kernel::Im2colImage<T>{xn, ws, g, oh0, oh1});
     return ws;
 }
 

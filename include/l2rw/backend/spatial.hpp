@@ -71,17 +71,22 @@ struct Col2im {
 /// valid span of one kernel tap along a row (no per-element bounds test inside it).
 L2RW_HD inline void valid_span(index_t out, index_t in, index_t stride, index_t pad, index_t tap,
                                index_t& lo, index_t& hi) {
-    const index_t a = pad - tap;  // input column = ow * stride - a
-    lo = a > 0 ? (a + stride - 1) / stride : 0;
+    const index_t a = pad - tap;      // input column = ow * stride - a
     const index_t last = in - 1 + a;  // ow * stride <= last
-    hi = last < 0 ? 0 : last / stride + 1;
+    if (stride == 1) {                // no division on the common path
+        lo = a > 0 ? a : 0;
+        hi = last < 0 ? 0 : last + 1;
+    } else {
+        lo = a > 0 ? (a + stride - 1) / stride : 0;
+        hi = last < 0 ? 0 : last / stride + 1;
+    }
     if (hi > out) hi = out;
     if (lo > hi) lo = hi;
 }
 
 /// One image's unfolded windows in column layout, for the output rows [oh0, oh1):
 /// cols[(c, i, j), (oh - oh0, ow)] = x[c, oh*s - p + i, ow*s - p + j] (0 outside), for x of
-/// one image [C, H, W]; one call per row (c, i, j). This is the layout whose GEMM with the
+/// one image [C, H, W]. This is the layout whose GEMM with the
 /// weights writes NCHW directly; a block of output rows keeps the matrix in cache.
 template <class T>
 struct Im2colImage {
@@ -89,29 +94,33 @@ struct Im2colImage {
     T* cols;
     Window2d g;
     index_t oh0, oh1;
-    L2RW_HD index_t cost() const { return (oh1 - oh0) * g.ow; }
-    L2RW_HD void operator()(index_t r) const {
+    L2RW_HD index_t cost() const { return g.kh * g.kw * (oh1 - oh0) * g.ow; }
+    /// One call per channel c: its KH*KW rows of cols (no index division per row).
+    L2RW_HD void operator()(index_t c) const {
         // Locals, not members: stores through `row` must not make the compiler reload g.
-        const index_t H = g.h, W = g.w, OW = g.ow, s = g.stride, p = g.pad;
-        const index_t j = r % g.kw, i = (r / g.kw) % g.kh, c = r / (g.kw * g.kh);
+        const index_t H = g.h, W = g.w, OW = g.ow, s = g.stride, p = g.pad, KH = g.kh, KW = g.kw,
+                      R = oh1 - oh0;
         const T* __restrict__ xc = x + c * H * W;
-        T* __restrict__ row = cols + r * (oh1 - oh0) * OW;
-        index_t lo, hi;
-        valid_span(OW, W, s, p, j, lo, hi);
-        for (index_t oh = oh0; oh < oh1; ++oh, row += OW) {
-            const index_t h = oh * s - p + i;
-            if (h < 0 || h >= H) {
-                for (index_t ow = 0; ow < OW; ++ow) row[ow] = T(0);
-                continue;
+        for (index_t i = 0; i < KH; ++i)
+            for (index_t j = 0; j < KW; ++j) {
+                T* __restrict__ row = cols + ((c * KH + i) * KW + j) * R * OW;
+                index_t lo, hi;
+                valid_span(OW, W, s, p, j, lo, hi);
+                for (index_t oh = oh0; oh < oh1; ++oh, row += OW) {
+                    const index_t h = oh * s - p + i;
+                    if (h < 0 || h >= H) {
+                        for (index_t ow = 0; ow < OW; ++ow) row[ow] = T(0);
+                        continue;
+                    }
+                    const T* __restrict__ xr = xc + h * W - p + j;
+                    for (index_t ow = 0; ow < lo; ++ow) row[ow] = T(0);
+                    if (s == 1)
+                        for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow];
+                    else
+                        for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow * s];
+                    for (index_t ow = hi; ow < OW; ++ow) row[ow] = T(0);
+                }
             }
-            const T* __restrict__ xr = xc + h * W - p + j;
-            for (index_t ow = 0; ow < lo; ++ow) row[ow] = T(0);
-            if (s == 1)
-                for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow];
-            else
-                for (index_t ow = lo; ow < hi; ++ow) row[ow] = xr[ow * s];
-            for (index_t ow = hi; ow < OW; ++ow) row[ow] = T(0);
-        }
     }
 };
 
