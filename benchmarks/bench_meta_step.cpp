@@ -136,8 +136,10 @@ void plain_step(benchmark::State& st, int threads, Arch a, index_t n) {
         auto opt = make_optimizer();
         Reweighter rw(*model);
         const std::vector<T> w(static_cast<std::size_t>(n), T(1) / static_cast<T>(n));
-        opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));  // warm-up
-        for (auto _ : st) opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w));
+        Rng rng(7);  // Dropout's masks (WRN-28-10)
+        opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w, &rng));  // warm-up
+        for (auto _ : st)
+            opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w, &rng));
         set_examples_per_second(st, n);
         st.counters["peak_MB"] = peak.mib();
     } catch (const std::exception& e) {
@@ -157,9 +159,10 @@ void meta_step(benchmark::State& st, int threads, Arch a, meta::Strategy strateg
         meta::ReweightOptions ro;
         ro.strategy = strategy;
         Reweighter rw(*model, ro);
-        (void)rw.step(tb, vb, opt);  // warm-up
+        Rng rng(7);                       // Dropout's masks (WRN-28-10)
+        (void)rw.step(tb, vb, opt, &rng);  // warm-up
         double skipped = 0;
-        for (auto _ : st) skipped += rw.step(tb, vb, opt).skipped ? 1.0 : 0.0;
+        for (auto _ : st) skipped += rw.step(tb, vb, opt, &rng).skipped ? 1.0 : 0.0;
         set_examples_per_second(st, n);
         st.counters["skipped"] = benchmark::Counter(skipped, benchmark::Counter::kAvgIterations);
         st.counters["peak_MB"] = peak.mib();
