@@ -26,7 +26,8 @@
 //   bench_meta_step --threads=2 --benchmark_filter='/(lenet|resnet32)/'
 //   bench_meta_step --benchmark_filter='/(mlp|lenet)/' --benchmark_repetitions=5
 //
-// ResNet-32 cases run a fixed 2 iterations and WRN-28-10 cases 1, with 1 repetition.
+// ResNet-32 cases run a fixed 2 iterations and WRN-28-10 cases 1 (a repetition each
+// unless --benchmark_repetitions says more).
 // Every case takes one untimed warm-up step first (page faults of the host memory pool,
 // momentum buffers).
 #include <benchmark/benchmark.h>
@@ -174,9 +175,9 @@ void meta_step(benchmark::State& st, int threads, Arch a, meta::Strategy strateg
 void tune(benchmark::internal::Benchmark* b, Arch a) {
     b->Unit(benchmark::kMillisecond)->UseRealTime();
     if (a == Arch::resnet32)
-        b->Iterations(2)->Repetitions(1);
+        b->Iterations(2);
     else if (a == Arch::wrn28_10)
-        b->Iterations(1)->Repetitions(1);
+        b->Iterations(1);
     else
         b->MinTime(1.0);
 }

@@ -289,7 +289,7 @@ void meta_step(benchmark::State& st, int threads, Arch a, Strategy s, int64_t n,
 void tune(benchmark::internal::Benchmark* b, Arch a) {
     b->Unit(benchmark::kMillisecond)->UseRealTime();
     if (a == Arch::resnet32)
-        b->Iterations(2)->Repetitions(1);
+        b->Iterations(2);
     else
         b->MinTime(1.0);
 }

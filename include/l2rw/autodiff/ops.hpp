@@ -189,7 +189,11 @@ template <class T, Backend B>
 Var<T, B> relu(const Var<T, B>& x) {
     return detail::record<T, B>(
         "relu", eager::map(x.value(), kernel::Relu{}), {&x}, [](detail::VjpContext<T, B>& c) {
-            c.gin[0] = c.gout * Var<T, B>(eager::map(c.in[0].value(), kernel::Step{}));
+            if (!grad_enabled())  // first order: one fused pass, the same numbers
+                c.gin[0] = Var<T, B>(
+                    eager::zip(c.gout.value(), c.in[0].value(), kernel::ReluGrad{}, "relu"));
+            else
+                c.gin[0] = c.gout * Var<T, B>(eager::map(c.in[0].value(), kernel::Step{}));
         });
 }
 template <class T, Backend B>

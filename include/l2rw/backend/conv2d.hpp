@@ -38,13 +38,13 @@ concept HostTasks = requires {
     B::host_tasks;
 };
 
-/// Runs task(t, worker) for t in [0, n): over threads on a host-tasks backend (Cpu), in
-/// turn elsewhere. `workers` (from workers_for) is how many workspaces there are.
+/// Runs task(t, worker) for t in [0, n): over `workers` threads (from workers_for) on a
+/// host-tasks backend (Cpu), in turn elsewhere; worker < workers indexes the workspaces.
 template <class B, class F>
-void run_tasks(index_t n, int workers, index_t work, const F& task) {
+void run_tasks(index_t n, int workers, const F& task) {
     if constexpr (HostTasks<B>) {
         if (workers > 1) {
-            parallel::for_tasks(n, work, [&](index_t t) { task(t, thread_index()); });
+            parallel::for_tasks(n, workers, [&](index_t t) { task(t, thread_index()); });
             return;
         }
     }
@@ -54,12 +54,10 @@ void run_tasks(index_t n, int workers, index_t work, const F& task) {
 /// Workers for `tasks` tasks of total `work`: 1 unless they will run on threads.
 template <class B>
 int workers_for(index_t tasks, index_t work) {
-    if constexpr (HostTasks<B>) {
-        if (tasks < 2 || work < parallel::min_parallel_work) return 1;
-        return static_cast<int>(std::min<index_t>(parallel::max_workers(), tasks));
-    } else {
+    if constexpr (HostTasks<B>)
+        return parallel::workers_for(tasks, work);
+    else
         return 1;
-    }
 }
 
 /// Multiply-adds of one image's GEMM.
@@ -136,7 +134,7 @@ void forward(const T* x, const T* w, const T* bias, T* y, index_t O, const kerne
     const index_t work = g.n * detail::image_work(g, O);
     const int workers = detail::workers_for<B>(g.n, work);
     detail::Workspace<T, B> ws(g, rows, workers);
-    detail::run_tasks<B>(g.n, workers, work, [&](index_t n, int wk) {
+    detail::run_tasks<B>(g.n, workers, [&](index_t n, int wk) {
         const T* xn = x + n * g.c * g.h * g.w;
         T* yn = y + n * O * P;
         if (bias) B::for_each(O, kernel::FillRows<T>{bias, yn, P});
@@ -156,7 +154,7 @@ void input_grad(const T* gy, const T* w, T* gx, index_t O, const kernel::Window2
     const index_t work = g.n * detail::image_work(g, O);
     const int workers = detail::workers_for<B>(g.n, work);
     detail::Workspace<T, B> ws(g, rows, workers);
-    detail::run_tasks<B>(g.n, workers, work, [&](index_t n, int wk) {
+    detail::run_tasks<B>(g.n, workers, [&](index_t n, int wk) {
         const T* gyn = gy + n * O * P;
         T* gxn = gx + n * g.c * g.h * g.w;
         if (is_pointwise(g)) {
@@ -187,7 +185,7 @@ void weight_grad(const T* x, const T* gy, T* gw, index_t O, const kernel::Window
     detail::Workspace<T, B> ws(g, rows, workers);
     auto part = B::template allocate<T>(chunks > 1 ? chunks * M : 0);
     T* pp = chunks > 1 ? B::data(part) : gw;
-    detail::run_tasks<B>(chunks, workers, work, [&](index_t c, int wk) {
+    detail::run_tasks<B>(chunks, workers, [&](index_t c, int wk) {
         const index_t lo = c * g.n / chunks, hi = (c + 1) * g.n / chunks;
         T* acc = pp + c * M;
         if (lo == hi) {

@@ -4,7 +4,8 @@
 // Every training step allocates and frees the same large buffers (im2col matrices, layer
 // activations). glibc serves blocks above its mmap threshold (at most 32 MiB) with fresh
 // pages that the kernel must zero on first touch, which cost more than the convolutions
-// themselves in a ResNet step. The pool keeps freed blocks of 1 MiB and more in size
+// themselves in a ResNet step (and glibc trims its heap top, so that even blocks below
+// that threshold come back as fresh pages). The pool keeps freed blocks of 64 KiB and more in size
 // classes (four per doubling: a request is rounded up by at most 25%), and hands a cached
 // block of the request's class back, so that the same step with slightly different sizes
 // (another batch size, the last partial batch) still reuses its blocks and a steady-state
@@ -88,7 +89,7 @@ class HostPool {
     }
 
     static constexpr std::size_t alignment = 64;
-    static constexpr std::size_t min_cached = std::size_t(1) << 20;
+    static constexpr std::size_t min_cached = std::size_t(1) << 16;
 
   private:
     HostPool() = default;

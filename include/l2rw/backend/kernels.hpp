@@ -127,6 +127,13 @@ struct Div {
         return a / b;
     }
 };
+/// g where x > 0, else 0: relu's first-order VJP in one pass.
+struct ReluGrad {
+    template <class T>
+    L2RW_HD T operator()(T g, T x) const {
+        return x > T(0) ? g : T(0);
+    }
+};
 struct Max {
     template <class T>
     L2RW_HD T operator()(T a, T b) const {

@@ -10,26 +10,100 @@
 // fixed thread count, and elementwise work and these reductions are bitwise independent of
 // it; only Eigen's GEMM blocking (and so the last bits of a product) may change with it.
 //
-// Oversubscription: parallel regions are few and coarse (a threshold on the work of a loop,
-// one region per image batch in a convolution), so that OpenMP's spinning threads, when
-// another process holds a core, cost little; see the README's performance section.
+// Oversubscription: parallel regions are coarse (a threshold on the work of a loop, one
+// region per batch of images in a convolution), threads take chunks dynamically, and the
+// team shrinks while other processes hold the cores (team_size()), so that a 2-thread run
+// on a busy machine is not slower than a 1-thread one; see the README's performance section.
 #pragma once
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
 
 #include "../config.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__linux__)
+#include <dirent.h>
+#endif
 
 namespace l2rw {
+
+namespace detail {
+
+/// The thread settings of the process: the count the user asked for, and the team that
+/// parallel regions use now (fewer when other processes hold cores; see team_size()).
+struct ThreadSettings {
+    std::atomic<int> requested{0};  // 0: not read yet
+    std::atomic<int> team{0};
+    std::atomic<bool> adaptive{true};
+    std::atomic<std::int64_t> next_sample_ns{0};
+    std::mutex sampling;
+    int last_free = -1;  // the previous sample's free cores (under `sampling`)
+    ThreadSettings() {
+        const char* e = std::getenv("L2RW_ADAPTIVE_THREADS");
+        if (e && std::strcmp(e, "0") == 0) adaptive = false;
+    }
+};
+inline ThreadSettings& thread_settings() {
+    static ThreadSettings s;
+    return s;
+}
+
+#if defined(__linux__)
+/// Runnable threads on the machine (/proc/loadavg's "R/T" field), or -1.
+inline int runnable_threads() {
+    std::FILE* f = std::fopen("/proc/loadavg", "r");
+    if (!f) return -1;
+    double a, b, c;
+    int r = -1, t = 0;
+    if (std::fscanf(f, "%lf %lf %lf %d/%d", &a, &b, &c, &r, &t) != 5) r = -1;
+    std::fclose(f);
+    return r;
+}
+/// Runnable threads of this process (state R in /proc/self/task/*/stat), or -1.
+inline int own_runnable_threads() {
+    DIR* d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    char path[64], buf[512];
+    while (dirent* e = readdir(d)) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        std::snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+        std::FILE* f = std::fopen(path, "r");
+        if (!f) continue;
+        const std::size_t len = std::fread(buf, 1, sizeof buf - 1, f);
+        std::fclose(f);
+        buf[len] = '\0';
+        const char* close = std::strrchr(buf, ')');  // the name may hold spaces
+        if (close && close[1] == ' ' && close[2] == 'R') ++n;
+    }
+    closedir(d);
+    return n;
+}
+#endif
+
+}  // namespace detail
 
 /// Threads the Cpu backend uses for its parallel loops (1 without OpenMP). Follows
 /// OMP_NUM_THREADS until set_num_threads is called.
 inline int num_threads() {
 #if defined(_OPENMP)
-    return omp_get_max_threads();
+    auto& s = detail::thread_settings();
+    int n = s.requested.load(std::memory_order_relaxed);
+    if (n == 0) {
+        int expected = 0;
+        n = omp_get_max_threads();
+        if (!s.requested.compare_exchange_strong(expected, n)) n = expected;
+    }
+    return n;
 #else
     return 1;
 #endif
@@ -39,9 +113,65 @@ inline int num_threads() {
 /// OpenMP this does nothing and num_threads() stays 1.
 inline void set_num_threads(int n) {
 #if defined(_OPENMP)
-    omp_set_num_threads(std::max(n, 1));
+    n = std::max(n, 1);
+    auto& s = detail::thread_settings();
+    s.requested = n;
+    s.team = n;
+    s.next_sample_ns = 0;
+    omp_set_num_threads(n);
 #else
     (void)n;
+#endif
+}
+
+/// Whether parallel regions give up threads while other processes hold the cores (on by
+/// default; the environment variable L2RW_ADAPTIVE_THREADS=0 turns it off). Off, a run is
+/// bitwise reproducible at its thread count even on a busy machine; on, the team (and so
+/// the blocking of a threaded GEMM, whose last bits depend on it) follows the load.
+inline void set_adaptive_threads(bool on) {
+    detail::thread_settings().adaptive = on;
+    set_num_threads(num_threads());
+}
+[[nodiscard]] inline bool adaptive_threads() { return detail::thread_settings().adaptive; }
+
+/// The threads the next parallel region uses: num_threads(), or fewer when adaptive and
+/// the machine's other runnable threads leave fewer cores free (sampled every 50 ms from
+/// /proc on Linux). Spinning OpenMP threads that wait at a barrier for a thread the OS has
+/// descheduled can make a 2-thread run many times slower than a 1-thread one on a busy
+/// 2-core machine; a smaller team avoids that. Eigen's and the BLAS's threads follow it.
+inline int team_size() {
+    const int want = num_threads();
+#if defined(_OPENMP) && defined(__linux__)
+    auto& s = detail::thread_settings();
+    if (want <= 1 || !s.adaptive.load(std::memory_order_relaxed)) return want;
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+    int team = s.team.load(std::memory_order_relaxed);
+    if (team < 1 || team > want) team = want;
+    if (now < s.next_sample_ns.load(std::memory_order_relaxed)) return team;
+    std::unique_lock<std::mutex> lock(s.sampling, std::try_to_lock);
+    if (!lock.owns_lock()) return team;
+    s.next_sample_ns = now + 50'000'000;
+    const int all = detail::runnable_threads(), own = detail::own_runnable_threads();
+    if (all < 0 || own < 0) {  // no /proc: keep the requested count
+        s.adaptive = false;
+        return want;
+    }
+    // A smaller team only when two samples in a row agree (a short-lived process should
+    // not cost 50 ms at half the threads); a larger one at once.
+    const int free_cores = omp_get_num_procs() - std::max(all - own, 0);
+    const int seen = std::clamp(free_cores, 1, want);
+    const int prev = s.last_free < 0 ? want : std::clamp(s.last_free, 1, want);
+    s.last_free = free_cores;
+    const int next = seen >= team ? seen : std::max(seen, std::min(prev, team));
+    if (next != team) {
+        s.team = next;
+        omp_set_num_threads(next);
+    }
+    return next;
+#else
+    return want;
 #endif
 }
 
@@ -70,16 +200,27 @@ namespace parallel {
 /// few microseconds, and on a busy machine much more.
 inline constexpr index_t min_parallel_work = index_t(1) << 15;
 
-/// Calls f(i) for i in [0, n), split into contiguous static blocks over the threads when
-/// `n * cost` (cost: element operations per call) reaches min_parallel_work.
+/// Element operations in one chunk of a parallel loop: threads take chunks as they come
+/// (dynamic scheduling), so a thread that the OS has descheduled (another process holds its
+/// core) holds up the others by one chunk, not by half the loop.
+inline constexpr index_t chunk_work = index_t(1) << 14;
+
+/// Calls f(i) for i in [0, n), over the threads in chunks of about chunk_work element
+/// operations when `n * cost` (cost: element operations per call) reaches
+/// min_parallel_work. Each f(i) writes its own outputs, so which thread runs it does not
+/// change a bit of the result.
 template <class F>
 void for_range(index_t n, index_t cost, const F& f) {
 #if defined(_OPENMP)
-    if (n > 1 && n * std::max<index_t>(cost, 1) >= min_parallel_work && !in_parallel() &&
-        num_threads() > 1) {
-#pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < n; ++i) f(i);
-        return;
+    cost = std::max<index_t>(cost, 1);
+    if (n > 1 && n * cost >= min_parallel_work && !in_parallel()) {
+        const int team = team_size();
+        if (team > 1) {
+            const index_t chunk = std::max<index_t>(chunk_work / cost, 1);
+#pragma omp parallel for num_threads(team) schedule(dynamic, chunk)
+            for (index_t i = 0; i < n; ++i) f(i);
+            return;
+        }
     }
 #else
     (void)cost;
@@ -87,27 +228,29 @@ void for_range(index_t n, index_t cost, const F& f) {
     for (index_t i = 0; i < n; ++i) f(i);
 }
 
-/// Calls f(task) for every task in [0, n) with each task on one thread, when their total
-/// `work` (element operations) reaches min_parallel_work: for coarse tasks (an image of a
-/// convolution) that may themselves call Cpu kernels, which then run serially. `f` must
-/// not throw.
+/// Threads for `tasks` coarse tasks of total `work` element operations: 1 when they are
+/// too small to share or when called inside a parallel region, else at most team_size().
+inline int workers_for(index_t tasks, index_t work) {
+    if (tasks < 2 || work < min_parallel_work || in_parallel()) return 1;
+    return static_cast<int>(std::min<index_t>(team_size(), tasks));
+}
+
+/// Calls f(task) for every task in [0, n) on `workers` threads (from workers_for), each task
+/// on one thread: for coarse tasks (an image of a convolution) that may themselves call Cpu
+/// kernels, which then run serially. thread_index() < workers inside f. `f` must not throw.
 template <class F>
-void for_tasks(index_t n, index_t work, const F& f) {
+void for_tasks(index_t n, int workers, const F& f) {
 #if defined(_OPENMP)
-    if (n > 1 && work >= min_parallel_work && !in_parallel() && num_threads() > 1) {
-#pragma omp parallel for schedule(static)
+    if (workers > 1) {
+#pragma omp parallel for num_threads(workers) schedule(dynamic, 1)
         for (index_t i = 0; i < n; ++i) f(i);
         return;
     }
 #else
-    (void)work;
+    (void)workers;
 #endif
     for (index_t i = 0; i < n; ++i) f(i);
 }
-
-/// Workers a for_tasks loop can run on at once: buffers indexed by thread_index() need this
-/// many slots.
-inline int max_workers() { return in_parallel() ? 1 : num_threads(); }
 
 }  // namespace parallel
 }  // namespace l2rw
