@@ -50,6 +50,18 @@ inline std::vector<int> take_thread_counts(int& argc, char** argv, const std::st
     return counts.empty() ? fallback : counts;
 }
 
+/// take_thread_counts with the default 1,2; a bad list is reported, naming `program`, and
+/// the program exits with status 2.
+inline std::vector<int> thread_counts_or_exit(int& argc, char** argv, const char* program,
+                                              const std::string& flag) {
+    try {
+        return take_thread_counts(argc, argv, flag, {1, 2});
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", program, e.what());
+        std::exit(2);
+    }
+}
+
 inline double status_mib(const char* field) {
     std::FILE* f = std::fopen("/proc/self/status", "r");
     if (!f) return 0;

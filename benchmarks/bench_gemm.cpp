@@ -64,13 +64,8 @@ void blas_gemm(benchmark::State& st, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<int> threads;
-    try {
-        threads = l2rw_bench::take_thread_counts(argc, argv, "threads", {1, 2});
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_gemm: %s\n", e.what());
-        return 2;
-    }
+    const std::vector<int> threads =
+        l2rw_bench::thread_counts_or_exit(argc, argv, "bench_gemm", "threads");
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
 #if defined(EIGEN_USE_BLAS)

@@ -139,8 +139,7 @@ void plain_step(benchmark::State& st, int threads, Arch a, index_t n) {
         const std::vector<T> w(static_cast<std::size_t>(n), T(1) / static_cast<T>(n));
         Rng rng(7);  // Dropout's masks (WRN-28-10)
         opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w, &rng));  // warm-up
-        for (auto _ : st)
-            opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w, &rng));
+        for (auto _ : st) opt.step(nn::named_parameters(*model), rw.weighted_gradient(tb, w, &rng));
         set_examples_per_second(st, n);
         st.counters["peak_MB"] = peak.mib();
     } catch (const std::exception& e) {
@@ -160,7 +159,7 @@ void meta_step(benchmark::State& st, int threads, Arch a, meta::Strategy strateg
         meta::ReweightOptions ro;
         ro.strategy = strategy;
         Reweighter rw(*model, ro);
-        Rng rng(7);                       // Dropout's masks (WRN-28-10)
+        Rng rng(7);                        // Dropout's masks (WRN-28-10)
         (void)rw.step(tb, vb, opt, &rng);  // warm-up
         double skipped = 0;
         for (auto _ : st) skipped += rw.step(tb, vb, opt, &rng).skipped ? 1.0 : 0.0;
@@ -214,13 +213,8 @@ void register_all(const std::vector<int>& thread_counts) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<int> threads;
-    try {
-        threads = l2rw_bench::take_thread_counts(argc, argv, "threads", {1, 2});
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_meta_step: %s\n", e.what());
-        return 2;
-    }
+    const std::vector<int> threads =
+        l2rw_bench::thread_counts_or_exit(argc, argv, "bench_meta_step", "threads");
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     register_all(threads);

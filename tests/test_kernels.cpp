@@ -140,20 +140,40 @@ TEST_CASE_TEMPLATE("kernels: conv2d in blocks of rows equals the one-matrix im2c
     }
 }
 
-TEST_CASE_TEMPLATE("kernels: a convolution keeps only its operands on the tape", B, L2RW_BACKENDS) {
-    // The old conv kept its im2col matrix (C·K² times the output) as a node; the fused op
-    // keeps x, w and the bias. Count the values a conv2d + sum adds to a tape.
+TEST_CASE_TEMPLATE("kernels: the tape keeps only what each rule reads", B, L2RW_BACKENDS) {
+    // The old conv kept its im2col matrix (C·K² times the output) as a node, and every node
+    // kept its output and inputs. Now conv2d keeps x and w, batch_norm x and γ, relu its
+    // output, add nothing: in a ResNet block the BatchNorm and residual-sum outputs are
+    // freed once the forward moves on.
     const auto x = TensorD<B>::randn(Shape{2, 4, 8, 8}, 1), w = TensorD<B>::randn({5, 4, 3, 3}, 2);
     Tape<double, B> tape;
     auto vx = tape.leaf(x), vw = tape.leaf(w);
-    const auto before = tape.size();
-    auto y = nn::functional::conv2d(vx, vw, VarD<B>(), 1, 1);
-    CHECK(tape.size() == before + 1);  // one node: the conv itself
-    const auto& node = tape.data()->nodes.back();
-    CHECK(std::string(node.op) == "conv2d");
-    index_t held = node.value.numel();
-    for (int k = 0; k < node.nin; ++k) held += node.in_val[static_cast<std::size_t>(k)].numel();
-    CHECK(held == y.numel() + x.numel() + w.numel());
+    auto vg = tape.leaf(TensorD<B>::ones({5})), vb = tape.leaf(TensorD<B>::zeros({5}));
+    auto held = [&](std::size_t node) {
+        const auto& nd = tape.data()->nodes[node];
+        index_t n = nd.value.numel();
+        for (int k = 0; k < nd.nin; ++k) n += nd.in_val[static_cast<std::size_t>(k)].numel();
+        return n;
+    };
+    auto y = nn::functional::conv2d(vx, vw, vb, 1, 1);
+    CHECK(std::string(tape.data()->nodes.back().op) == "conv2d");
+    CHECK(held(tape.size() - 1) == x.numel() + w.numel());
+    auto z = F::batch_norm(y, vg, vb, 1e-5);
+    CHECK(held(tape.size() - 1) == y.numel() + 5);
+    auto r = relu(z);
+    CHECK(held(tape.size() - 1) == r.numel());
+    auto s = r + y;
+    CHECK(held(tape.size() - 1) == 0);
+    CHECK(s.requires_grad());
+    // And the gradients through all four are still right (FD, first and second order).
+    check_gradients<B>(
+        [](const std::vector<VarD<B>>& in) {
+            auto c = F::conv2d(in[0], in[1], in[3], 1, 1);
+            return relu(F::batch_norm(c, in[2], in[3], 1e-5)) + c;
+        },
+        {TensorD<B>::randn({2, 2, 4, 4}, 3), TensorD<B>::randn({3, 2, 3, 3}, 4),
+         TensorD<B>::randn({3}, 5, 1.0, 0.2), TensorD<B>::randn({3}, 6)},
+        {.what = "conv-bn-relu-add", .rtol2 = 1e-4});
 }
 
 TEST_CASE_TEMPLATE("kernels: fused BatchNorm equals its composite Var-op form", B, L2RW_BACKENDS) {

@@ -321,13 +321,8 @@ void register_all(const std::vector<int>& thread_counts) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::vector<int> threads;
-    try {
-        threads = l2rw_bench::take_thread_counts(argc, argv, "torch_threads", {1, 2});
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "bench_torch_meta_step: %s\n", e.what());
-        return 2;
-    }
+    const std::vector<int> threads =
+        l2rw_bench::thread_counts_or_exit(argc, argv, "bench_torch_meta_step", "torch_threads");
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     register_all(threads);

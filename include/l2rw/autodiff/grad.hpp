@@ -134,11 +134,10 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
                 if (!gk.defined())
                     throw TapeError(std::string("grad: the rule of op '") + nd.op +
                                     "' gave no gradient for its input " + std::to_string(k));
-                if (!(gk.shape() == nd.in_val[uk].shape()))
+                if (!(gk.shape() == nd.in_shape[uk]))
                     throw ShapeError(std::string("grad: the rule of op '") + nd.op +
                                      "' gave shape " + gk.shape().str() + " for input " +
-                                     std::to_string(k) + " of shape " +
-                                     nd.in_val[uk].shape().str());
+                                     std::to_string(k) + " of shape " + nd.in_shape[uk].str());
                 auto& slot = G[static_cast<std::size_t>(nd.in_id[uk])];
                 slot = slot.defined() ? detail::accumulate(slot, gk) : gk;
             }

@@ -1,5 +1,9 @@
 // l2rw/autodiff/ops.hpp — differentiable operations on Var, each with its VJP rule.
 //
+// Each op names what its rule reads (detail::keep_*: its output, which inputs), and the tape
+// keeps only those values: an activation that no rule needs is freed as soon as the forward
+// pass lets go of it.
+//
 // The invariant that makes backward-on-backward work: every rule is written with the same
 // Var operations, so when grad() runs with create_graph the backward pass is itself
 // recorded and can be differentiated again. Rules that need a non-differentiable factor
@@ -27,7 +31,7 @@ Var<T, B> sum_to(const Var<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     const Shape from = x.shape();
     return detail::record<T, B>(
-        "sum_to", eager::sum_to(x.value(), to), {&x},
+        detail::keep_none, "sum_to", eager::sum_to(x.value(), to), {&x},
         [from](detail::VjpContext<T, B>& c) { c.gin[0] = broadcast_to(c.gout, from); });
 }
 
@@ -37,7 +41,7 @@ Var<T, B> broadcast_to(const Var<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     const Shape from = x.shape();
     return detail::record<T, B>(
-        "broadcast_to", eager::broadcast_to(x.value(), to), {&x},
+        detail::keep_none, "broadcast_to", eager::broadcast_to(x.value(), to), {&x},
         [from](detail::VjpContext<T, B>& c) { c.gin[0] = sum_to(c.gout, from); });
 }
 
@@ -46,7 +50,7 @@ Var<T, B> reshape(const Var<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     const Shape from = x.shape();
     return detail::record<T, B>(
-        "reshape", x.value().reshape(to), {&x},
+        detail::keep_none, "reshape", x.value().reshape(to), {&x},
         [from](detail::VjpContext<T, B>& c) { c.gin[0] = reshape(c.gout, from); });
 }
 
@@ -58,7 +62,7 @@ Var<T, B> permute(const Var<T, B>& x, const std::vector<int>& perm) {
     for (std::size_t j = 0; j < perm.size(); ++j)
         inv[static_cast<std::size_t>(perm[j])] = static_cast<int>(j);
     return detail::record<T, B>(
-        "permute", std::move(out), {&x},
+        detail::keep_none, "permute", std::move(out), {&x},
         [inv](detail::VjpContext<T, B>& c) { c.gin[0] = permute(c.gout, inv); });
 }
 
@@ -74,8 +78,9 @@ Var<T, B> transpose(const Var<T, B>& x) {
 template <class T, Backend B>
 Var<T, B> operator+(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("add", eager::zip(a.value(), b.value(), kernel::Add{}, "add"),
-                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>(detail::keep_none, "add",
+                                eager::zip(a.value(), b.value(), kernel::Add{}, "add"), {&a, &b},
+                                [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
                                     if (c.needs[1]) c.gin[1] = sum_to(c.gout, sb);
                                 });
@@ -83,15 +88,16 @@ Var<T, B> operator+(const Var<T, B>& a, const Var<T, B>& b) {
 
 template <class T, Backend B>
 Var<T, B> operator-(const Var<T, B>& a) {
-    return detail::record<T, B>("neg", eager::map(a.value(), kernel::Neg{}), {&a},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = -c.gout; });
+    return detail::record<T, B>(detail::keep_none, "neg", eager::map(a.value(), kernel::Neg{}),
+                                {&a}, [](detail::VjpContext<T, B>& c) { c.gin[0] = -c.gout; });
 }
 
 template <class T, Backend B>
 Var<T, B> operator-(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("sub", eager::zip(a.value(), b.value(), kernel::Sub{}, "sub"),
-                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>(detail::keep_none, "sub",
+                                eager::zip(a.value(), b.value(), kernel::Sub{}, "sub"), {&a, &b},
+                                [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
                                     if (c.needs[1]) c.gin[1] = -sum_to(c.gout, sb);
                                 });
@@ -100,8 +106,9 @@ Var<T, B> operator-(const Var<T, B>& a, const Var<T, B>& b) {
 template <class T, Backend B>
 Var<T, B> operator*(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("mul", eager::zip(a.value(), b.value(), kernel::Mul{}, "mul"),
-                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>(detail::keep_in0 | detail::keep_in1, "mul",
+                                eager::zip(a.value(), b.value(), kernel::Mul{}, "mul"), {&a, &b},
+                                [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout * c.in[1], sa);
                                     if (c.needs[1]) c.gin[1] = sum_to(c.gout * c.in[0], sb);
                                 });
@@ -110,8 +117,9 @@ Var<T, B> operator*(const Var<T, B>& a, const Var<T, B>& b) {
 template <class T, Backend B>
 Var<T, B> operator/(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>("div", eager::zip(a.value(), b.value(), kernel::Div{}, "div"),
-                                {&a, &b}, [sa, sb](detail::VjpContext<T, B>& c) {
+    return detail::record<T, B>(detail::keep_in1 | detail::keep_out, "div",
+                                eager::zip(a.value(), b.value(), kernel::Div{}, "div"), {&a, &b},
+                                [sa, sb](detail::VjpContext<T, B>& c) {
                                     if (c.needs[0]) c.gin[0] = sum_to(c.gout / c.in[1], sa);
                                     if (c.needs[1])
                                         c.gin[1] = -sum_to(c.gout * c.out / c.in[1], sb);
@@ -121,7 +129,8 @@ Var<T, B> operator/(const Var<T, B>& a, const Var<T, B>& b) {
 // scalar forms
 template <class T, Backend B>
 Var<T, B> operator+(const Var<T, B>& a, std::type_identity_t<T> s) {
-    return detail::record<T, B>("add_scalar", eager::map(a.value(), kernel::AddScalar<T>{s}), {&a},
+    return detail::record<T, B>(detail::keep_none, "add_scalar",
+                                eager::map(a.value(), kernel::AddScalar<T>{s}), {&a},
                                 [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout; });
 }
 template <class T, Backend B>
@@ -138,7 +147,8 @@ Var<T, B> operator-(std::type_identity_t<T> s, const Var<T, B>& a) {
 }
 template <class T, Backend B>
 Var<T, B> operator*(const Var<T, B>& a, std::type_identity_t<T> s) {
-    return detail::record<T, B>("mul_scalar", eager::map(a.value(), kernel::MulScalar<T>{s}), {&a},
+    return detail::record<T, B>(detail::keep_none, "mul_scalar",
+                                eager::map(a.value(), kernel::MulScalar<T>{s}), {&a},
                                 [s](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * s; });
 }
 template <class T, Backend B>
@@ -152,7 +162,8 @@ Var<T, B> operator/(const Var<T, B>& a, std::type_identity_t<T> s) {
 template <class T, Backend B>
 Var<T, B> operator/(std::type_identity_t<T> s, const Var<T, B>& a) {
     return detail::record<T, B>(
-        "rdiv_scalar", eager::map(a.value(), kernel::RDivScalar<T>{s}), {&a},
+        detail::keep_in0 | detail::keep_out, "rdiv_scalar",
+        eager::map(a.value(), kernel::RDivScalar<T>{s}), {&a},
         [](detail::VjpContext<T, B>& c) { c.gin[0] = -(c.gout * c.out / c.in[0]); });
 }
 
@@ -160,25 +171,25 @@ Var<T, B> operator/(std::type_identity_t<T> s, const Var<T, B>& a) {
 
 template <class T, Backend B>
 Var<T, B> exp(const Var<T, B>& x) {
-    return detail::record<T, B>("exp", eager::map(x.value(), kernel::Exp{}), {&x},
+    return detail::record<T, B>(detail::keep_out, "exp", eager::map(x.value(), kernel::Exp{}), {&x},
                                 [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out; });
 }
 template <class T, Backend B>
 Var<T, B> log(const Var<T, B>& x) {
-    return detail::record<T, B>("log", eager::map(x.value(), kernel::Log{}), {&x},
+    return detail::record<T, B>(detail::keep_in0, "log", eager::map(x.value(), kernel::Log{}), {&x},
                                 [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.in[0]; });
 }
 template <class T, Backend B>
 Var<T, B> sqrt(const Var<T, B>& x) {
     return detail::record<T, B>(
-        "sqrt", eager::map(x.value(), kernel::Sqrt{}), {&x},
+        detail::keep_out, "sqrt", eager::map(x.value(), kernel::Sqrt{}), {&x},
         [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.out * T(0.5); });
 }
 /// x^p for a constant exponent p.
 template <class T, Backend B>
 Var<T, B> pow(const Var<T, B>& x, std::type_identity_t<T> p) {
     return detail::record<T, B>(
-        "pow", eager::map(x.value(), kernel::PowScalar<T>{p}), {&x},
+        detail::keep_in0, "pow", eager::map(x.value(), kernel::PowScalar<T>{p}), {&x},
         [p](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * pow(c.in[0], p - T(1)) * p; });
 }
 template <class T, Backend B>
@@ -188,31 +199,34 @@ Var<T, B> square(const Var<T, B>& x) {
 template <class T, Backend B>
 Var<T, B> relu(const Var<T, B>& x) {
     return detail::record<T, B>(
-        "relu", eager::map(x.value(), kernel::Relu{}), {&x}, [](detail::VjpContext<T, B>& c) {
+        detail::keep_out, "relu", eager::map(x.value(), kernel::Relu{}), {&x},
+        [](detail::VjpContext<T, B>& c) {
+            // relu(x) > 0 exactly where x > 0: the rule reads the output, so the tape keeps
+            // it and not the input.
             if (!grad_enabled())  // first order: one fused pass, the same numbers
                 c.gin[0] = Var<T, B>(
-                    eager::zip(c.gout.value(), c.in[0].value(), kernel::ReluGrad{}, "relu"));
+                    eager::zip(c.gout.value(), c.out.value(), kernel::ReluGrad{}, "relu"));
             else
-                c.gin[0] = c.gout * Var<T, B>(eager::map(c.in[0].value(), kernel::Step{}));
+                c.gin[0] = c.gout * Var<T, B>(eager::map(c.out.value(), kernel::Step{}));
         });
 }
 template <class T, Backend B>
 Var<T, B> sigmoid(const Var<T, B>& x) {
     return detail::record<T, B>(
-        "sigmoid", eager::map(x.value(), kernel::Sigmoid{}), {&x},
+        detail::keep_out, "sigmoid", eager::map(x.value(), kernel::Sigmoid{}), {&x},
         [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out * (T(1) - c.out); });
 }
 template <class T, Backend B>
 Var<T, B> tanh(const Var<T, B>& x) {
     return detail::record<T, B>(
-        "tanh", eager::map(x.value(), kernel::Tanh{}), {&x},
+        detail::keep_out, "tanh", eager::map(x.value(), kernel::Tanh{}), {&x},
         [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * (T(1) - c.out * c.out); });
 }
 /// log(1 + exp(x)), computed without overflow.
 template <class T, Backend B>
 Var<T, B> softplus(const Var<T, B>& x) {
     return detail::record<T, B>(
-        "softplus", eager::map(x.value(), kernel::Softplus{}), {&x},
+        detail::keep_in0, "softplus", eager::map(x.value(), kernel::Softplus{}), {&x},
         [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * sigmoid(c.in[0]); });
 }
 
@@ -256,8 +270,8 @@ Var<T, B> max_detached(const Var<T, B>& x, int axis, bool keepdim = false) {
 template <class T, Backend B>
 Var<T, B> matmul(const Var<T, B>& a, const Var<T, B>& b, bool ta = false, bool tb = false) {
     return detail::record<T, B>(
-        "matmul", eager::matmul(a.value(), b.value(), ta, tb), {&a, &b},
-        [ta, tb](detail::VjpContext<T, B>& c) {
+        detail::keep_in0 | detail::keep_in1, "matmul", eager::matmul(a.value(), b.value(), ta, tb),
+        {&a, &b}, [ta, tb](detail::VjpContext<T, B>& c) {
             const auto &A = c.in[0], &Bm = c.in[1], &g = c.gout;
             if (c.needs[0]) {
                 if (!ta)
@@ -284,7 +298,8 @@ Var<T, B> scatter_add_rows(const Var<T, B>& g, const IndexTensor<B>& idx, index_
 template <class T, Backend B>
 Var<T, B> gather_rows(const Var<T, B>& x, const IndexTensor<B>& idx) {
     const index_t rows = x.rank() >= 1 ? x.dim(0) : 0;
-    return detail::record<T, B>("gather_rows", eager::gather_rows(x.value(), idx), {&x},
+    return detail::record<T, B>(detail::keep_none, "gather_rows",
+                                eager::gather_rows(x.value(), idx), {&x},
                                 [idx, rows](detail::VjpContext<T, B>& c) {
                                     c.gin[0] = scatter_add_rows(c.gout, idx, rows);
                                 });
@@ -293,7 +308,7 @@ Var<T, B> gather_rows(const Var<T, B>& x, const IndexTensor<B>& idx) {
 template <class T, Backend B>
 Var<T, B> scatter_add_rows(const Var<T, B>& g, const IndexTensor<B>& idx, index_t rows) {
     return detail::record<T, B>(
-        "scatter_add_rows", eager::scatter_add_rows(g.value(), idx, rows), {&g},
+        detail::keep_none, "scatter_add_rows", eager::scatter_add_rows(g.value(), idx, rows), {&g},
         [idx](detail::VjpContext<T, B>& c) { c.gin[0] = gather_rows(c.gout, idx); });
 }
 
@@ -305,13 +320,14 @@ template <class T, Backend B>
 Var<T, B> pick(const Var<T, B>& x, const IndexTensor<B>& y) {
     const index_t cols = x.rank() == 2 ? x.dim(1) : 0;
     return detail::record<T, B>(
-        "pick", eager::pick(x.value(), y), {&x},
+        detail::keep_none, "pick", eager::pick(x.value(), y), {&x},
         [y, cols](detail::VjpContext<T, B>& c) { c.gin[0] = unpick(c.gout, y, cols); });
 }
 /// The [n, cols] matrix with g[i] at (i, y[i]) and zeros elsewhere.
 template <class T, Backend B>
 Var<T, B> unpick(const Var<T, B>& g, const IndexTensor<B>& y, index_t cols) {
-    return detail::record<T, B>("unpick", eager::unpick(g.value(), y, cols), {&g},
+    return detail::record<T, B>(detail::keep_none, "unpick", eager::unpick(g.value(), y, cols),
+                                {&g},
                                 [y](detail::VjpContext<T, B>& c) { c.gin[0] = pick(c.gout, y); });
 }
 
@@ -322,7 +338,7 @@ Var<T, B> unpick(const Var<T, B>& g, const IndexTensor<B>& y, index_t cols) {
 template <class T, Backend B>
 Var<T, B> log_softmax(const Var<T, B>& x) {
     return detail::record<T, B>(
-        "log_softmax", eager::log_softmax_rows(x.value()), {&x},
+        detail::keep_out, "log_softmax", eager::log_softmax_rows(x.value()), {&x},
         [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout - exp(c.out) * sum(c.gout, 1, true); });
 }
 template <class T, Backend B>

@@ -42,11 +42,23 @@ struct VjpContext {
 template <class T, Backend B>
 using VjpFn = std::function<void(VjpContext<T, B>&)>;
 
+/// What a node keeps for its rule: bits of keep_out (its output) and keep_in0..2 (the
+/// values of its inputs). A rule may read only what its op keeps; the rest is released.
+enum Keep : unsigned {
+    keep_none = 0,
+    keep_out = 1,
+    keep_in0 = 2,
+    keep_in1 = 4,
+    keep_in2 = 8,
+    keep_all = 15
+};
+
 template <class T, Backend B>
 struct Node {
-    Tensor<T, B> value;
+    Tensor<T, B> value;  // empty unless the op keeps its output
     std::array<index_t, 3> in_id{-1, -1, -1};
-    std::array<Tensor<T, B>, 3> in_val;
+    std::array<Tensor<T, B>, 3> in_val;  // empty unless the op keeps that input
+    std::array<Shape, 3> in_shape;
     int nin = 0;
     const char* op = "leaf";
     VjpFn<T, B> vjp;  // empty for leaves
@@ -183,10 +195,10 @@ Var<T, B> leaf(const Tensor<T, B>& value) {
 namespace detail {
 
 /// The recording rule: a result of op `name` with `value`, computed from `inputs`. When grad
-/// mode is on and some input is on a tape, the result becomes a node there with rule `vjp`;
-/// otherwise it is a constant.
+/// mode is on and some input is on a tape, the result becomes a node there with rule `vjp`,
+/// keeping the values that `keep` names (Keep bits); otherwise it is a constant.
 template <class T, Backend B>
-Var<T, B> record(const char* name, Tensor<T, B> value,
+Var<T, B> record(unsigned keep, const char* name, Tensor<T, B> value,
                  std::initializer_list<const Var<T, B>*> inputs, VjpFn<T, B> vjp) {
     if (!grad_mode()) return Var<T, B>(std::move(value));
     const std::shared_ptr<TapeData<T, B>>* tape = nullptr;
@@ -204,12 +216,14 @@ Var<T, B> record(const char* name, Tensor<T, B> value,
     if (!tape) return Var<T, B>(std::move(value));
     auto owner = *tape;
     Node<T, B> n;
-    n.value = value;
+    if (keep & keep_out) n.value = value;
     n.op = name;
     n.vjp = std::move(vjp);
     for (const Var<T, B>* v : inputs) {
-        n.in_id[static_cast<std::size_t>(n.nin)] = v->tape_data() ? v->node_id() : -1;
-        n.in_val[static_cast<std::size_t>(n.nin)] = v->value();
+        const auto k = static_cast<std::size_t>(n.nin);
+        n.in_id[k] = v->tape_data() ? v->node_id() : -1;
+        n.in_shape[k] = v->shape();
+        if (keep & (keep_in0 << n.nin)) n.in_val[k] = v->value();
         ++n.nin;
     }
     owner->nodes.push_back(std::move(n));

@@ -42,8 +42,8 @@ Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>
     if (stats) *stats = {mean, var};
     const Shape ss = x.rank() == 2 ? Shape{1, C} : Shape{1, C, 1, 1};
     return l2rw::detail::record<T, B>(
-        "batch_norm", std::move(y), {&x, &gamma, &beta},
-        [mean, inv, ss, eps, N, C, S](l2rw::detail::VjpContext<T, B>& c) {
+        l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "batch_norm", std::move(y),
+        {&x, &gamma, &beta}, [mean, inv, ss, eps, N, C, S](l2rw::detail::VjpContext<T, B>& c) {
             const auto &X = c.in[0], &G = c.gout;
             if (!grad_enabled()) {  // first order: the fused kernel
                 Tensor<T, B> gx(X.shape()), gg(Shape{C}), gb(Shape{C});

@@ -40,7 +40,7 @@ Var<T, B> im2col(const Var<T, B>& x, const kernel::Window2d& g) {
     Tensor<T, B> out(Shape{g.n * g.oh * g.ow, g.kk()});
     B::for_each(g.n * g.oh * g.ow, kernel::Im2col<T>{x.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>(
-        "im2col", std::move(out), {&x},
+        l2rw::detail::keep_none, "im2col", std::move(out), {&x},
         [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = col2im(c.gout, g); });
 }
 
@@ -50,7 +50,7 @@ Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g) {
     Tensor<T, B> out(Shape{g.n, g.c, g.h, g.w});
     B::for_each(g.n * g.c, kernel::Col2im<T>{cols.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>(
-        "col2im", std::move(out), {&cols},
+        l2rw::detail::keep_none, "col2im", std::move(out), {&cols},
         [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); });
 }
 
@@ -97,8 +97,10 @@ Var<T, B> conv2d_geo(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bi
         if (c.needs[2]) c.gin[2] = reshape(sum_to(c.gout, Shape{O, 1, 1}), Shape{O});
     };
     if (bias.defined())
-        return l2rw::detail::record<T, B>("conv2d", std::move(y), {&x, &w, &bias}, rule);
-    return l2rw::detail::record<T, B>("conv2d", std::move(y), {&x, &w}, rule);
+        return l2rw::detail::record<T, B>(l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d",
+                                          std::move(y), {&x, &w, &bias}, rule);
+    return l2rw::detail::record<T, B>(l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d",
+                                      std::move(y), {&x, &w}, rule);
 }
 
 /// The input gradient of conv2d: gx [N, C, H, W] for output gradient gy [N, O, OH, OW].
@@ -114,7 +116,8 @@ Var<T, B> conv2d_input_grad(const Var<T, B>& gy, const Var<T, B>& w, const kerne
     Tensor<T, B> gx(detail::conv_input_shape(g));
     conv::input_grad<T, B>(gy.value().data(), w.value().data(), gx.data(), O, g);
     return l2rw::detail::record<T, B>(
-        "conv2d_input_grad", std::move(gx), {&gy, &w}, [g](l2rw::detail::VjpContext<T, B>& c) {
+        l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d_input_grad", std::move(gx),
+        {&gy, &w}, [g](l2rw::detail::VjpContext<T, B>& c) {
             if (c.needs[0]) c.gin[0] = conv2d_geo(c.gout, c.in[1], Var<T, B>(), g);
             if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.gout, c.in[0], g);
         });
@@ -135,7 +138,8 @@ Var<T, B> conv2d_weight_grad(const Var<T, B>& x, const Var<T, B>& gy, const kern
     Tensor<T, B> gw(Shape{O, g.c, g.kh, g.kw});
     conv::weight_grad<T, B>(x.value().data(), gy.value().data(), gw.data(), O, g);
     return l2rw::detail::record<T, B>(
-        "conv2d_weight_grad", std::move(gw), {&x, &gy}, [g](l2rw::detail::VjpContext<T, B>& c) {
+        l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d_weight_grad", std::move(gw),
+        {&x, &gy}, [g](l2rw::detail::VjpContext<T, B>& c) {
             if (c.needs[0]) c.gin[0] = conv2d_input_grad(c.in[1], c.gout, g);
             if (c.needs[1]) c.gin[1] = conv2d_geo(c.in[0], c.gout, Var<T, B>(), g);
         });
@@ -166,7 +170,7 @@ Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg,
                          const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::GatherFlat<T>{x.value().data(), arg.data(), out.data()});
-    return l2rw::detail::record<T, B>("maxpool", std::move(out), {&x},
+    return l2rw::detail::record<T, B>(l2rw::detail::keep_none, "maxpool", std::move(out), {&x},
                                       [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
                                           c.gin[0] = maxpool_scatter(c.gout, arg, geo);
                                       });
@@ -178,8 +182,8 @@ Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
     B::for_each(geo.n * geo.c,
                 kernel::MaxPoolScatter<T>{g.value().data(), arg.data(), out.data(), geo});
-    return l2rw::detail::record<T, B>("maxpool_scatter", std::move(out), {&g},
-                                      [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
+    return l2rw::detail::record<T, B>(l2rw::detail::keep_none, "maxpool_scatter", std::move(out),
+                                      {&g}, [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
                                           c.gin[0] = maxpool_gather(c.gout, arg, geo);
                                       });
 }
@@ -206,7 +210,7 @@ Var<T, B> avgpool_geo(const Var<T, B>& x, const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::AvgPool<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
-        "avg_pool2d", std::move(out), {&x},
+        l2rw::detail::keep_none, "avg_pool2d", std::move(out), {&x},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_adjoint(c.gout, geo); });
 }
 /// The adjoint of avgpool_geo.
@@ -215,7 +219,7 @@ Var<T, B> avgpool_adjoint(const Var<T, B>& gout, const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
     B::for_each(geo.n * geo.c, kernel::AvgPoolAdjoint<T>{gout.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
-        "avg_pool2d_adjoint", std::move(out), {&gout},
+        l2rw::detail::keep_none, "avg_pool2d_adjoint", std::move(out), {&gout},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_geo(c.gout, geo); });
 }
 
@@ -264,7 +268,7 @@ Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.oc, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::ShortcutPad<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
-        "shortcut_pad", std::move(out), {&x},
+        l2rw::detail::keep_none, "shortcut_pad", std::move(out), {&x},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_adjoint(c.gout, geo); });
 }
 template <class T, Backend B>
@@ -272,7 +276,7 @@ Var<T, B> shortcut_pad_adjoint(const Var<T, B>& g, const kernel::ShortcutGeo& ge
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
     B::for_each(out.numel(), kernel::ShortcutPadAdjoint<T>{g.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
-        "shortcut_pad_adjoint", std::move(out), {&g},
+        l2rw::detail::keep_none, "shortcut_pad_adjoint", std::move(out), {&g},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_geo(c.gout, geo); });
 }
 
