@@ -9,8 +9,10 @@
 //                                             weights (weighted_gradient + opt.step)
 //   <model>/meta/<strategy>/train:100/val:V   OnlineReweighter::step with SGD momentum: the
 //                                             example weights (lookahead + backward-on-backward
-//                                             for `general`, one double-backward VJP for
-//                                             `exact`) and then the reweighted step; V = 100, 10
+//                                             for `general`; a validation backward and one
+//                                             forward-mode training pass for `exact`; a
+//                                             double-backward VJP for `double_backward`) and
+//                                             then the reweighted step; V = 100, 10
 //
 // Every case runs once per thread count of --threads=1,2 (default: 1 and 2), named
 // `thr:N/<case>`. Each reports examples/s (training examples per second), peak_MB (the
@@ -193,8 +195,9 @@ void register_all(const std::vector<int>& thread_counts) {
                      (model + "/plain/" + train).c_str(),
                      [t, a, n](benchmark::State& st) { plain_step(st, t, a, n); }),
                  a);
-            for (meta::Strategy s : {meta::Strategy::general, meta::Strategy::exact}) {
-                if (wide && s == meta::Strategy::general) continue;
+            for (meta::Strategy s : {meta::Strategy::general, meta::Strategy::exact,
+                                     meta::Strategy::double_backward}) {
+                if (wide && s != meta::Strategy::exact) continue;
                 for (index_t m : {index_t{100}, index_t{10}}) {
                     if (wide && m != 10) continue;
                     const std::string name = model + "/meta/" + meta::to_string(s) + "/" + train +

@@ -63,7 +63,9 @@ class RatioReporter : public benchmark::ConsoleReporter {
             if (run_failed(r)) ++failures_;
             if (run_failed(r) || r.iterations <= 0) continue;
             const double iters = static_cast<double>(r.iterations);
-            const Times t{r.real_accumulated_time / iters, r.cpu_accumulated_time / iters};
+            Times t{r.real_accumulated_time / iters, r.cpu_accumulated_time / iters};
+            if (const auto c = r.counters.find("peak_MB"); c != r.counters.end())
+                t.peak_mb = c->second.value;
             const std::string& name = r.run_name.function_name;
             if (r.run_type == Run::RT_Iteration)
                 samples_[name].push_back(t);
@@ -77,12 +79,14 @@ class RatioReporter : public benchmark::ConsoleReporter {
         std::map<std::string, Times> time;  // seconds per step, by benchmark name
         for (const auto& [name, v] : medians_) time[name] = v;
         for (const auto& [name, v] : samples_) {  // own samples win
-            std::vector<double> real, cpu;
+            std::vector<double> real, cpu, peak;
             for (const auto& t : v) {
                 real.push_back(t.real);
                 cpu.push_back(t.cpu);
+                peak.push_back(t.peak_mb);
             }
-            time[name] = Times{median(real), median(cpu)};
+            time[name] =
+                Times{median(real), median(cpu), *std::max_element(peak.begin(), peak.end())};
         }
 
         struct Meta {
@@ -109,15 +113,20 @@ class RatioReporter : public benchmark::ConsoleReporter {
             const auto plain = time.find(m.prefix + m.model + "/plain/" + m.train);
             if (plain == time.end()) continue;
             if (!header) {
-                std::printf("\nmeta step / plain step (real time; median over repetitions)\n");
-                std::printf("%-16s %-10s %-8s %-9s %11s %11s %10s %10s\n", "model", "train", "val",
-                            "strategy", "plain ms", "meta ms", "meta/plain", "(cpu)");
+                std::printf(
+                    "\nmeta step / plain step (real time, median over repetitions; peak "
+                    "memory a case added, MB, the largest)\n");
+                std::printf("%-16s %-10s %-8s %-16s %10s %10s %10s %7s %9s %9s %10s\n", "model",
+                            "train", "val", "strategy", "plain ms", "meta ms", "meta/plain",
+                            "(cpu)", "plain MB", "meta MB", "meta/plain");
                 header = true;
             }
-            std::printf("%-16s %-10s %-8s %-9s %11.3f %11.3f %10.2f %10.2f\n",
+            const double pm = plain->second.peak_mb;
+            std::printf("%-16s %-10s %-8s %-16s %10.3f %10.3f %10.2f %7.2f %9.0f %9.0f %10.2f\n",
                         (m.prefix + m.model).c_str(), m.train.c_str(), m.val.c_str(),
                         m.strategy.c_str(), 1e3 * plain->second.real, 1e3 * t.real,
-                        t.real / plain->second.real, t.cpu / plain->second.cpu);
+                        t.real / plain->second.real, t.cpu / plain->second.cpu, pm, t.peak_mb,
+                        pm > 0 ? t.peak_mb / pm : 0.0);
         }
 
         bool header2 = false;
@@ -147,6 +156,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
     int failures_ = 0;
     struct Times {
         double real = 0, cpu = 0;  // seconds per iteration
+        double peak_mb = 0;        // the case's peak_MB counter, when it has one
     };
     std::map<std::string, std::vector<Times>> samples_;
     std::map<std::string, Times> medians_;

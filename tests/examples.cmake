@@ -94,7 +94,7 @@ l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noi
 # the program with exactly those arguments (on the default data, Fashion-MNIST) and checks its
 # table and CSV, so the command a new user runs first is the one CI runs. The arguments must
 # name --seeds and --proportions (the row count is computed from them) and must not name --out.
-# L2RW_README_TEXT is README.md as tests/CMakeLists.txt read it for readme.snippet (which also
+# L2RW_README_TEXT is README.md as tests/CMakeLists.txt read it for the readme.snippet test (which also
 # re-runs the configuration when README.md changes).
 string(REGEX MATCH "<!-- quickstart:begin -->.*<!-- quickstart:end -->" l2rw_quickstart
     "${L2RW_README_TEXT}")

@@ -268,6 +268,80 @@ TEST_CASE_TEMPLATE("grad: third derivative of tanh(x) x^3", B, L2RW_BACKENDS) {
     }
 }
 
+// ---- forward mode -------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("jvp: values, tangents, no tape needed, and errors", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    // f(x, y) = x²y + exp(y), elementwise: J·(tx, ty) = 2xy·tx + (x² + exp(y))·ty.
+    const Vec xv{0.3, -1.2, 2.0}, yv{0.5, 0.1, -0.7}, tx{1.0, -0.5, 0.25}, ty{-2.0, 0.3, 1.5};
+    const auto X = T::from_host({3}, xv), Y = T::from_host({3}, yv);
+    auto f = [](const std::vector<VarD<B>>& v) { return v[0] * v[0] * v[1] + exp(v[1]); };
+    const auto r = jvp<double, B>(f, {VarD<B>(X), VarD<B>(Y)},
+                                  {VarD<B>(T::from_host({3}, tx)), VarD<B>(T::from_host({3}, ty))});
+    Vec want_f, want_t;
+    for (std::size_t i = 0; i < 3; ++i) {
+        want_f.push_back(xv[i] * xv[i] * yv[i] + std::exp(yv[i]));
+        want_t.push_back(2 * xv[i] * yv[i] * tx[i] + (xv[i] * xv[i] + std::exp(yv[i])) * ty[i]);
+    }
+    check_close(r.output.to_host(), want_f, 1e-15, 0, "jvp output");
+    check_close(r.tangent.to_host(), want_t, 1e-14, 0, "jvp tangent");
+    CHECK_FALSE(r.output.has_tangent());
+    CHECK_FALSE(r.tangent.requires_grad());  // nothing was recorded: there is no tape
+    // A function that does not depend on its inputs has a zero tangent.
+    const auto c = jvp<double, B>([&](const std::vector<VarD<B>>&) { return VarD<B>(X); },
+                                  {VarD<B>(Y)}, {VarD<B>(Y)});
+    check_close(c.tangent.to_host(), Vec{0, 0, 0}, 0, 0, "constant function");
+    // Errors name what is wrong.
+    check_throws_mentioning<ShapeError>(
+        [&] { (void)make_dual(VarD<B>(X), VarD<B>(T::zeros({2}))); }, {"make_dual", "[2]", "[3]"},
+        "make_dual shape");
+    check_throws_mentioning<TapeError>(
+        [&] {
+            (void)jvp<double, B>(f, {VarD<B>(X), VarD<B>(Y)}, {VarD<B>(X)});
+        },
+        {"1 tangents for 2 inputs"}, "jvp count");
+    // A tape in scope: the primal is recorded, the tangent is not (it costs no tape memory).
+    Tape<double, B> tape;
+    auto x = tape.leaf(X);
+    const std::size_t before = tape.size();
+    auto y = exp(make_dual(x, VarD<B>(T::from_host({3}, tx))));
+    CHECK(tape.size() == before + 1);
+    CHECK(y.requires_grad());
+    CHECK_FALSE(y.tangent().requires_grad());
+}
+
+TEST_CASE_TEMPLATE("jvp: the gradient of a JVP (forward-over-reverse) against differences", B,
+                   L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    // g(x) = ⟨s, J_f(x)·t⟩ for f = tanh(W x)·x (W a constant matrix): differentiated in x by a
+    // backward pass through the recorded JVP, against central differences of g.
+    const auto W = T::randn({4, 4}, 5), t = T::randn({4, 1}, 6), s = T::randn({4, 1}, 7);
+    const auto x0 = T::randn({4, 1}, 8);
+    auto f = [&](const std::vector<VarD<B>>& v) { return tanh(matmul(VarD<B>(W), v[0])) * v[0]; };
+    auto g_of = [&](const T& x) {
+        const auto r = jvp<double, B>(f, {VarD<B>(x)}, {VarD<B>(t)});
+        return sum(r.tangent * VarD<B>(s)).item();
+    };
+    Tape<double, B> tape;
+    auto x = tape.leaf(x0);
+    const auto r = jvp<double, B>(f, {x}, {VarD<B>(t)}, JvpOptions{.create_graph = true});
+    REQUIRE(r.tangent.requires_grad());
+    const auto dg = grad(sum(r.tangent * VarD<B>(s)), x).to_host();
+    auto h = x0.to_host();
+    Vec fd(h.size());
+    for (std::size_t j = 0; j < h.size(); ++j) {
+        const double e = 1e-6, v = h[j];
+        h[j] = v + e;
+        const double up = g_of(T::from_host({4, 1}, h));
+        h[j] = v - e;
+        const double down = g_of(T::from_host({4, 1}, h));
+        h[j] = v;
+        fd[j] = (up - down) / (2 * e);
+    }
+    CHECK(max_abs(dg) > 0.1);
+    check_close(dg, fd, 1e-7, 1e-9, "gradient of a JVP vs central differences");
+}
+
 TEST_CASE("grad: a chain of 1,000,000 nodes, without recursion") {
     using B = Cpu;
 #if L2RW_TEST_ASAN

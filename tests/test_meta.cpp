@@ -1,4 +1,4 @@
-// tests/test_meta.cpp — OnlineReweighter: the two strategies agree, the general one matches a
+// tests/test_meta.cpp — OnlineReweighter: the three strategies agree, the general one matches a
 // finite difference of a real lookahead step, normalisation, and the weights' behaviour on
 // noisy and imbalanced problems.
 #include <cmath>
@@ -103,21 +103,32 @@ meta::Lookahead<double, B> adam(Model<B>& m) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("meta: exact and general strategies give the same meta-gradient", B,
-                   L2RW_BACKENDS) {
+// The exact strategy (forward mode: one training pass carrying ∇L_v as tangents) and the
+// double-backward one against the general strategy, with BatchNorm (the ResNet) in meta
+// mode and in train mode (batch statistics couple the examples in both).
+// broken: the BatchNorm JVP kernel without its −x̂·mean(ẋ·x̂) term -> "exact vs general"
+//   failed for the ResNet only (worst element 1e-2 off); batch_norm's op checks failed too.
+TEST_CASE_TEMPLATE("meta: exact, double-backward and general strategies agree", B, L2RW_BACKENDS) {
     for (Arch a : {Arch::mlp, Arch::lenet, Arch::resnet}) {
-        CAPTURE(static_cast<int>(a));
-        auto m = make_model<B>(a, 5);
-        auto tr = make_batch<B>(a, 6, 21), va = make_batch<B>(a, 4, 22);
-        meta::OnlineReweighter<Model<B>> rw(*m);
-        for (int which = 0; which < 3; ++which) {
-            CAPTURE(which);
-            auto la =
-                which == 0 ? meta::Lookahead<double, B>::sgd(0.1) : momentum_wd<B>(*m, which == 2);
-            auto ua = rw.meta_gradient(tr, va, la, meta::Strategy::general);
-            auto ub = rw.meta_gradient(tr, va, la, meta::Strategy::exact);
-            CHECK(testing::max_abs(ua) > 1e-6);  // a check of zeros proves nothing
-            check_close(ub, ua, 1e-10, 1e-14, "exact vs general");
+        for (nn::Mode mode : {nn::Mode::meta, nn::Mode::train}) {
+            CAPTURE(static_cast<int>(a));
+            CAPTURE(static_cast<int>(mode));
+            auto m = make_model<B>(a, 5);
+            auto tr = make_batch<B>(a, 6, 21), va = make_batch<B>(a, 4, 22);
+            meta::ReweightOptions ro;
+            ro.meta_mode = mode;
+            meta::OnlineReweighter<Model<B>> rw(*m, ro);
+            for (int which = 0; which < 3; ++which) {
+                CAPTURE(which);
+                auto la = which == 0 ? meta::Lookahead<double, B>::sgd(0.1)
+                                     : momentum_wd<B>(*m, which == 2);
+                auto ua = rw.meta_gradient(tr, va, la, meta::Strategy::general);
+                CHECK(testing::max_abs(ua) > 1e-6);  // a check of zeros proves nothing
+                check_close(rw.meta_gradient(tr, va, la, meta::Strategy::exact), ua, 1e-10, 1e-14,
+                            "exact vs general");
+                check_close(rw.meta_gradient(tr, va, la, meta::Strategy::double_backward), ua,
+                            1e-10, 1e-14, "double_backward vs general");
+            }
         }
     }
 }
@@ -150,10 +161,14 @@ TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of th
         check_close(u, fd, 1e-6, 1e-9, name);
         if (la.affine()) {
             check_close(rw.meta_gradient(tr, va, la, meta::Strategy::exact), u, 1e-10, 1e-14, name);
+            check_close(rw.meta_gradient(tr, va, la, meta::Strategy::double_backward), u, 1e-10,
+                        1e-14, name);
             CHECK(rw.resolve(la) == meta::Strategy::exact);
         } else {
             CHECK(rw.resolve(la) == meta::Strategy::general);
             rw.options().strategy = meta::Strategy::exact;
+            CHECK_THROWS_AS(rw.weights(tr, va, la), ValueError);
+            rw.options().strategy = meta::Strategy::double_backward;
             CHECK_THROWS_AS(rw.weights(tr, va, la), ValueError);
             rw.options().strategy = meta::Strategy::automatic;
             CHECK(rw.weights(tr, va, la).strategy == meta::Strategy::general);

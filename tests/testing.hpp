@@ -2,7 +2,10 @@
 //
 //   L2RW_BACKENDS                 the doctest type list of backends (TEST_CASE_TEMPLATE)
 //   l2rw::testing::check_gradients  first- and second-order finite-difference checks of any
-//                                 function of Vars (any output shape, any number of inputs)
+//                                 function of Vars (any output shape, any number of inputs),
+//                                 with its forward mode: the JVP against differences and,
+//                                 by the adjoint identity, against the VJP; forward-over-
+//                                 reverse against reverse-over-reverse
 //   l2rw::testing::check_close    elementwise comparison that reports the worst element
 //   l2rw::testing::check_throws_mentioning  exception type + every expected message fragment
 //   l2rw::testing::rss_bytes      resident set size of this process (/proc/self/statm)
@@ -17,6 +20,7 @@
 #include <functional>
 #include <initializer_list>
 #include <l2rw/l2rw.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -289,6 +293,126 @@ template <Backend B>
 void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs,
                           const FdOptions& opt);
 
+namespace detail {
+
+/// The random tangents of the forward-mode checks, one per input.
+template <Backend B>
+std::vector<TensorD<B>> tangents_for(const std::vector<TensorD<B>>& inputs, std::uint64_t seed) {
+    std::vector<TensorD<B>> ts;
+    for (std::size_t i = 0; i < inputs.size(); ++i)
+        ts.push_back(TensorD<B>::randn(inputs[i].shape(), seed + 200 + i));
+    return ts;
+}
+
+/// J_f·t by forward mode: the inputs selected by `wrt` carry tangents `ts`. With `tape`
+/// they are leaves of a live tape as well (the primal is recorded, the tangent is not).
+template <Backend B>
+std::vector<double> forward_tangent(const VarFn<B>& f, const std::vector<TensorD<B>>& xs,
+                                    const std::vector<bool>& wrt, const std::vector<TensorD<B>>& ts,
+                                    bool tape) {
+    std::optional<Tape<double, B>> scope;
+    if (tape) scope.emplace();
+    std::vector<VarD<B>> in;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        VarD<B> x = tape && wrt[i] ? scope->leaf(xs[i]) : VarD<B>(xs[i]);
+        in.push_back(wrt[i] ? make_dual(x, VarD<B>(ts[i])) : x);
+    }
+    const auto out = f(in);
+    CHECK_MESSAGE(out.has_tangent(), "the output carries no tangent");
+    if (!out.has_tangent()) return std::vector<double>(static_cast<std::size_t>(out.numel()), 0.0);
+    return out.tangent().to_host();
+}
+
+/// Forward mode, checked three ways: the JVP against central differences of f along t, the
+/// same JVP when the inputs are on a tape, and the adjoint identity ⟨J·t, s⟩ = ⟨t, Jᵀ·s⟩
+/// against the first-order VJP `ga` (seed s) to 1e-10.
+template <Backend B>
+void check_jvp(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs,
+               const std::vector<bool>& wrt, const TensorD<B>& seed,
+               const std::vector<std::vector<double>>& ga, const FdOptions& opt) {
+    const auto ts = tangents_for<B>(inputs, opt.seed);
+    const auto jt = forward_tangent<B>(f, inputs, wrt, ts, false);
+    CHECK_MESSAGE(max_abs(jt) > 0, opt.what << ": the JVP is all zero (the check could not fail)");
+    auto along = [&](double h) {
+        auto xs = inputs;
+        for (std::size_t i = 0; i < xs.size(); ++i) {
+            if (!wrt[i]) continue;
+            auto x = xs[i].to_host();
+            const auto t = ts[i].to_host();
+            for (std::size_t j = 0; j < x.size(); ++j) x[j] += h * t[j];
+            xs[i] = TensorD<B>::from_host(inputs[i].shape(), x);
+        }
+        return f(constants<B>(xs)).to_host();
+    };
+    const auto up = along(opt.h1), down = along(-opt.h1);
+    std::vector<double> fd(up.size());
+    for (std::size_t j = 0; j < fd.size(); ++j) fd[j] = (up[j] - down[j]) / (2 * opt.h1);
+    const Shape ys = seed.shape();
+    check_close(jt, fd, opt.rtol1, opt.atol1,
+                opt.what + ": JVP vs central differences along a random tangent", ys);
+    check_close(forward_tangent<B>(f, inputs, wrt, ts, true), jt, 1e-14, 1e-15,
+                opt.what + ": JVP with the inputs on a tape vs without a tape", ys);
+    // ⟨J·t, s⟩ against Σ_i ⟨t_i, (Jᵀ·s)_i⟩.
+    const auto sh = seed.to_host();
+    long double lhs = 0, rhs = 0, scale = 0;
+    for (std::size_t j = 0; j < jt.size(); ++j) {
+        lhs += static_cast<long double>(jt[j]) * sh[j];
+        scale += std::abs(static_cast<long double>(jt[j]) * sh[j]);
+    }
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        if (!wrt[i]) continue;
+        const auto t = ts[i].to_host();
+        for (std::size_t j = 0; j < t.size(); ++j) {
+            rhs += static_cast<long double>(t[j]) * ga[k][j];
+            scale += std::abs(static_cast<long double>(t[j]) * ga[k][j]);
+        }
+        ++k;
+    }
+    CHECK_MESSAGE(std::abs(lhs - rhs) <= 1e-10L * std::max(scale, 1.0L),
+                  opt.what << ": adjoint identity <J t, s> = " << fmt(static_cast<double>(lhs))
+                           << " but <t, J^T s> = " << fmt(static_cast<double>(rhs)));
+}
+
+/// ∇ₓ⟨s, J(x)·v⟩ by forward-over-reverse (a recorded JVP, then a backward pass), which is
+/// the Hessian-vector product H_s·v of ⟨s, f⟩.
+template <Backend B>
+std::vector<std::vector<double>> forward_over_reverse(const VarFn<B>& f,
+                                                      const std::vector<TensorD<B>>& xs,
+                                                      const std::vector<bool>& wrt,
+                                                      const std::vector<TensorD<B>>& vs,
+                                                      const TensorD<B>& seed) {
+    Tape<double, B> tape;
+    std::vector<VarD<B>> in, diff, tv;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        if (wrt[i]) {
+            in.push_back(tape.leaf(xs[i]));
+            diff.push_back(in.back());
+            tv.emplace_back(vs[i]);
+        } else {
+            in.emplace_back(xs[i]);
+        }
+    }
+    // Only the differentiated inputs carry tangents: jvp() over them, the rest bound in f.
+    auto g = [&](const std::vector<VarD<B>>& d) {
+        std::vector<VarD<B>> all;
+        std::size_t k = 0;
+        for (std::size_t i = 0; i < xs.size(); ++i) all.push_back(wrt[i] ? d[k++] : in[i]);
+        return f(all);
+    };
+    const auto r = jvp<double, B>(g, diff, tv, JvpOptions{.create_graph = true});
+    std::vector<std::vector<double>> out;
+    const auto s = sum(r.tangent * VarD<B>(seed));
+    if (!s.requires_grad()) {
+        for (auto& d : diff) out.emplace_back(static_cast<std::size_t>(d.numel()), 0.0);
+        return out;
+    }
+    for (auto& h : grad(s, diff, GradOptions{.allow_unused = true})) out.push_back(h.to_host());
+    return out;
+}
+
+}  // namespace detail
+
 /// Checks the first- and second-order derivatives of `f` at `inputs` by central finite
 /// differences. See FdOptions. Every check here can fail: the analytic first derivative
 /// of each differentiated input must be non-zero somewhere, and so must the HVP unless
@@ -347,6 +471,8 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
                     inputs[i].shape());
     }
 
+    detail::check_jvp<B>(f, inputs, wrt, seed, ga, opt);
+
     if (!opt.second_order) return;
 
     // ---- second order: Hessian-vector products ----
@@ -385,6 +511,13 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
                 hv.push_back(std::vector<double>(static_cast<std::size_t>(d.numel()), 0.0));
         }
     }
+
+    // Forward-over-reverse gives the same H_s·v as reverse-over-reverse.
+    const auto fr = detail::forward_over_reverse<B>(f, inputs, wrt, vs, seed);
+    for (std::size_t j = 0; j < hv.size(); ++j)
+        check_close(fr[j], hv[j], 1e-9, 1e-12,
+                    opt.what + ": forward-over-reverse HVP of differentiated input " +
+                        std::to_string(j) + " vs reverse-over-reverse");
 
     if (opt.linear) {
         double m = 0;

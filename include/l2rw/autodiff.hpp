@@ -2,5 +2,6 @@
 #pragma once
 
 #include "autodiff/grad.hpp"
+#include "autodiff/jvp.hpp"
 #include "autodiff/ops.hpp"
 #include "autodiff/var.hpp"

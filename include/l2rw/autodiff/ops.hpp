@@ -1,4 +1,5 @@
-// l2rw/autodiff/ops.hpp — differentiable operations on Var, each with its VJP rule.
+// l2rw/autodiff/ops.hpp — differentiable operations on Var, each with its VJP rule (reverse
+// mode) and its JVP rule (forward mode: the output's tangent from the inputs' tangents).
 //
 // Each op names what its rule reads (detail::keep_*: its output, which inputs), and the tape
 // keeps only those values: an activation that no rule needs is freed as soon as the forward
@@ -20,6 +21,16 @@
 
 namespace l2rw {
 
+namespace detail {
+/// The sum of two tangent terms, either of which may be undefined (no contribution).
+template <class T, Backend B>
+Var<T, B> tangent_sum(const Var<T, B>& a, const Var<T, B>& b) {
+    if (!a.defined()) return b;
+    if (!b.defined()) return a;
+    return a + b;
+}
+}  // namespace detail
+
 // ---- shape plumbing -----------------------------------------------------------------------
 
 template <class T, Backend B>
@@ -32,7 +43,8 @@ Var<T, B> sum_to(const Var<T, B>& x, const Shape& to) {
     const Shape from = x.shape();
     return detail::record<T, B>(
         detail::keep_none, "sum_to", eager::sum_to(x.value(), to), {&x},
-        [from](detail::VjpContext<T, B>& c) { c.gin[0] = broadcast_to(c.gout, from); });
+        [from](detail::VjpContext<T, B>& c) { c.gin[0] = broadcast_to(c.gout, from); },
+        [to](const detail::JvpContext<T, B>& c) { return sum_to(c.tin[0], to); });
 }
 
 /// Repeats x along its extent-1 axes to shape `to`.
@@ -42,7 +54,8 @@ Var<T, B> broadcast_to(const Var<T, B>& x, const Shape& to) {
     const Shape from = x.shape();
     return detail::record<T, B>(
         detail::keep_none, "broadcast_to", eager::broadcast_to(x.value(), to), {&x},
-        [from](detail::VjpContext<T, B>& c) { c.gin[0] = sum_to(c.gout, from); });
+        [from](detail::VjpContext<T, B>& c) { c.gin[0] = sum_to(c.gout, from); },
+        [to](const detail::JvpContext<T, B>& c) { return broadcast_to(c.tin[0], to); });
 }
 
 template <class T, Backend B>
@@ -51,7 +64,8 @@ Var<T, B> reshape(const Var<T, B>& x, const Shape& to) {
     const Shape from = x.shape();
     return detail::record<T, B>(
         detail::keep_none, "reshape", x.value().reshape(to), {&x},
-        [from](detail::VjpContext<T, B>& c) { c.gin[0] = reshape(c.gout, from); });
+        [from](detail::VjpContext<T, B>& c) { c.gin[0] = reshape(c.gout, from); },
+        [to](const detail::JvpContext<T, B>& c) { return reshape(c.tin[0], to); });
 }
 
 /// Axis permutation: result.dim(j) == x.dim(perm[j]).
@@ -63,7 +77,8 @@ Var<T, B> permute(const Var<T, B>& x, const std::vector<int>& perm) {
         inv[static_cast<std::size_t>(perm[j])] = static_cast<int>(j);
     return detail::record<T, B>(
         detail::keep_none, "permute", std::move(out), {&x},
-        [inv](detail::VjpContext<T, B>& c) { c.gin[0] = permute(c.gout, inv); });
+        [inv](detail::VjpContext<T, B>& c) { c.gin[0] = permute(c.gout, inv); },
+        [perm](const detail::JvpContext<T, B>& c) { return permute(c.tin[0], perm); });
 }
 
 /// Matrix transpose.
@@ -78,60 +93,83 @@ Var<T, B> transpose(const Var<T, B>& x) {
 template <class T, Backend B>
 Var<T, B> operator+(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>(detail::keep_none, "add",
-                                eager::zip(a.value(), b.value(), kernel::Add{}, "add"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
-                                    if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
-                                    if (c.needs[1]) c.gin[1] = sum_to(c.gout, sb);
-                                });
+    return detail::record<T, B>(
+        detail::keep_none, "add", eager::zip(a.value(), b.value(), kernel::Add{}, "add"), {&a, &b},
+        [sa, sb](detail::VjpContext<T, B>& c) {
+            if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
+            if (c.needs[1]) c.gin[1] = sum_to(c.gout, sb);
+        },
+        [](const detail::JvpContext<T, B>& c) {
+            return broadcast_to(detail::tangent_sum(c.tin[0], c.tin[1]), c.out.shape());
+        });
 }
 
 template <class T, Backend B>
 Var<T, B> operator-(const Var<T, B>& a) {
-    return detail::record<T, B>(detail::keep_none, "neg", eager::map(a.value(), kernel::Neg{}),
-                                {&a}, [](detail::VjpContext<T, B>& c) { c.gin[0] = -c.gout; });
+    return detail::record<T, B>(
+        detail::keep_none, "neg", eager::map(a.value(), kernel::Neg{}), {&a},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = -c.gout; },
+        [](const detail::JvpContext<T, B>& c) { return -c.tin[0]; });
 }
 
 template <class T, Backend B>
 Var<T, B> operator-(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>(detail::keep_none, "sub",
-                                eager::zip(a.value(), b.value(), kernel::Sub{}, "sub"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
-                                    if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
-                                    if (c.needs[1]) c.gin[1] = -sum_to(c.gout, sb);
-                                });
+    return detail::record<T, B>(
+        detail::keep_none, "sub", eager::zip(a.value(), b.value(), kernel::Sub{}, "sub"), {&a, &b},
+        [sa, sb](detail::VjpContext<T, B>& c) {
+            if (c.needs[0]) c.gin[0] = sum_to(c.gout, sa);
+            if (c.needs[1]) c.gin[1] = -sum_to(c.gout, sb);
+        },
+        [](const detail::JvpContext<T, B>& c) {
+            const auto t1 = c.tin[1].defined() ? -c.tin[1] : c.tin[1];
+            return broadcast_to(detail::tangent_sum(c.tin[0], t1), c.out.shape());
+        });
 }
 
 template <class T, Backend B>
 Var<T, B> operator*(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>(detail::keep_in0 | detail::keep_in1, "mul",
-                                eager::zip(a.value(), b.value(), kernel::Mul{}, "mul"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
-                                    if (c.needs[0]) c.gin[0] = sum_to(c.gout * c.in[1], sa);
-                                    if (c.needs[1]) c.gin[1] = sum_to(c.gout * c.in[0], sb);
-                                });
+    return detail::record<T, B>(
+        detail::keep_in0 | detail::keep_in1, "mul",
+        eager::zip(a.value(), b.value(), kernel::Mul{}, "mul"), {&a, &b},
+        [sa, sb](detail::VjpContext<T, B>& c) {
+            if (c.needs[0]) c.gin[0] = sum_to(c.gout * c.in[1], sa);
+            if (c.needs[1]) c.gin[1] = sum_to(c.gout * c.in[0], sb);
+        },
+        [](const detail::JvpContext<T, B>& c) {
+            Var<T, B> t;
+            if (c.tin[0].defined()) t = c.tin[0] * c.in[1];
+            if (c.tin[1].defined()) t = detail::tangent_sum(t, c.in[0] * c.tin[1]);
+            return broadcast_to(t, c.out.shape());
+        });
 }
 
 template <class T, Backend B>
 Var<T, B> operator/(const Var<T, B>& a, const Var<T, B>& b) {
     const Shape sa = a.shape(), sb = b.shape();
-    return detail::record<T, B>(detail::keep_in1 | detail::keep_out, "div",
-                                eager::zip(a.value(), b.value(), kernel::Div{}, "div"), {&a, &b},
-                                [sa, sb](detail::VjpContext<T, B>& c) {
-                                    if (c.needs[0]) c.gin[0] = sum_to(c.gout / c.in[1], sa);
-                                    if (c.needs[1])
-                                        c.gin[1] = -sum_to(c.gout * c.out / c.in[1], sb);
-                                });
+    return detail::record<T, B>(
+        detail::keep_in1 | detail::keep_out, "div",
+        eager::zip(a.value(), b.value(), kernel::Div{}, "div"), {&a, &b},
+        [sa, sb](detail::VjpContext<T, B>& c) {
+            if (c.needs[0]) c.gin[0] = sum_to(c.gout / c.in[1], sa);
+            if (c.needs[1]) c.gin[1] = -sum_to(c.gout * c.out / c.in[1], sb);
+        },
+        [](const detail::JvpContext<T, B>& c) {
+            Var<T, B> t;
+            if (c.tin[0].defined()) t = c.tin[0] / c.in[1];
+            if (c.tin[1].defined()) t = detail::tangent_sum(t, -(c.tin[1] * c.out / c.in[1]));
+            return broadcast_to(t, c.out.shape());
+        });
 }
 
 // scalar forms
 template <class T, Backend B>
 Var<T, B> operator+(const Var<T, B>& a, std::type_identity_t<T> s) {
-    return detail::record<T, B>(detail::keep_none, "add_scalar",
-                                eager::map(a.value(), kernel::AddScalar<T>{s}), {&a},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout; });
+    return detail::record<T, B>(
+        detail::keep_none, "add_scalar", eager::map(a.value(), kernel::AddScalar<T>{s}), {&a},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout; },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0]; });
 }
 template <class T, Backend B>
 Var<T, B> operator+(std::type_identity_t<T> s, const Var<T, B>& a) {
@@ -147,9 +185,10 @@ Var<T, B> operator-(std::type_identity_t<T> s, const Var<T, B>& a) {
 }
 template <class T, Backend B>
 Var<T, B> operator*(const Var<T, B>& a, std::type_identity_t<T> s) {
-    return detail::record<T, B>(detail::keep_none, "mul_scalar",
-                                eager::map(a.value(), kernel::MulScalar<T>{s}), {&a},
-                                [s](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * s; });
+    return detail::record<T, B>(
+        detail::keep_none, "mul_scalar", eager::map(a.value(), kernel::MulScalar<T>{s}), {&a},
+        [s](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * s; },
+        [s](const detail::JvpContext<T, B>& c) { return c.tin[0] * s; });
 }
 template <class T, Backend B>
 Var<T, B> operator*(std::type_identity_t<T> s, const Var<T, B>& a) {
@@ -164,33 +203,40 @@ Var<T, B> operator/(std::type_identity_t<T> s, const Var<T, B>& a) {
     return detail::record<T, B>(
         detail::keep_in0 | detail::keep_out, "rdiv_scalar",
         eager::map(a.value(), kernel::RDivScalar<T>{s}), {&a},
-        [](detail::VjpContext<T, B>& c) { c.gin[0] = -(c.gout * c.out / c.in[0]); });
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = -(c.gout * c.out / c.in[0]); },
+        [](const detail::JvpContext<T, B>& c) { return -(c.tin[0] * c.out / c.in[0]); });
 }
 
 // ---- elementwise functions ----------------------------------------------------------------------
 
 template <class T, Backend B>
 Var<T, B> exp(const Var<T, B>& x) {
-    return detail::record<T, B>(detail::keep_out, "exp", eager::map(x.value(), kernel::Exp{}), {&x},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out; });
+    return detail::record<T, B>(
+        detail::keep_out, "exp", eager::map(x.value(), kernel::Exp{}), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out; },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0] * c.out; });
 }
 template <class T, Backend B>
 Var<T, B> log(const Var<T, B>& x) {
-    return detail::record<T, B>(detail::keep_in0, "log", eager::map(x.value(), kernel::Log{}), {&x},
-                                [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.in[0]; });
+    return detail::record<T, B>(
+        detail::keep_in0, "log", eager::map(x.value(), kernel::Log{}), {&x},
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.in[0]; },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0] / c.in[0]; });
 }
 template <class T, Backend B>
 Var<T, B> sqrt(const Var<T, B>& x) {
     return detail::record<T, B>(
         detail::keep_out, "sqrt", eager::map(x.value(), kernel::Sqrt{}), {&x},
-        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.out * T(0.5); });
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.out * T(0.5); },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0] / c.out * T(0.5); });
 }
 /// x^p for a constant exponent p.
 template <class T, Backend B>
 Var<T, B> pow(const Var<T, B>& x, std::type_identity_t<T> p) {
     return detail::record<T, B>(
         detail::keep_in0, "pow", eager::map(x.value(), kernel::PowScalar<T>{p}), {&x},
-        [p](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * pow(c.in[0], p - T(1)) * p; });
+        [p](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * pow(c.in[0], p - T(1)) * p; },
+        [p](const detail::JvpContext<T, B>& c) { return c.tin[0] * pow(c.in[0], p - T(1)) * p; });
 }
 template <class T, Backend B>
 Var<T, B> square(const Var<T, B>& x) {
@@ -208,26 +254,35 @@ Var<T, B> relu(const Var<T, B>& x) {
                     eager::zip(c.gout.value(), c.out.value(), kernel::ReluGrad{}, "relu"));
             else
                 c.gin[0] = c.gout * Var<T, B>(eager::map(c.out.value(), kernel::Step{}));
+        },
+        [](const detail::JvpContext<T, B>& c) {
+            if (!grad_enabled())  // not recorded: one fused pass
+                return Var<T, B>(
+                    eager::zip(c.tin[0].value(), c.out.value(), kernel::ReluGrad{}, "relu"));
+            return c.tin[0] * Var<T, B>(eager::map(c.out.value(), kernel::Step{}));
         });
 }
 template <class T, Backend B>
 Var<T, B> sigmoid(const Var<T, B>& x) {
     return detail::record<T, B>(
         detail::keep_out, "sigmoid", eager::map(x.value(), kernel::Sigmoid{}), {&x},
-        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out * (T(1) - c.out); });
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * c.out * (T(1) - c.out); },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0] * c.out * (T(1) - c.out); });
 }
 template <class T, Backend B>
 Var<T, B> tanh(const Var<T, B>& x) {
     return detail::record<T, B>(
         detail::keep_out, "tanh", eager::map(x.value(), kernel::Tanh{}), {&x},
-        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * (T(1) - c.out * c.out); });
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * (T(1) - c.out * c.out); },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0] * (T(1) - c.out * c.out); });
 }
 /// log(1 + exp(x)), computed without overflow.
 template <class T, Backend B>
 Var<T, B> softplus(const Var<T, B>& x) {
     return detail::record<T, B>(
         detail::keep_in0, "softplus", eager::map(x.value(), kernel::Softplus{}), {&x},
-        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * sigmoid(c.in[0]); });
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * sigmoid(c.in[0]); },
+        [](const detail::JvpContext<T, B>& c) { return c.tin[0] * sigmoid(c.in[0]); });
 }
 
 // ---- reductions -----------------------------------------------------------------------------
@@ -271,7 +326,8 @@ template <class T, Backend B>
 Var<T, B> matmul(const Var<T, B>& a, const Var<T, B>& b, bool ta = false, bool tb = false) {
     return detail::record<T, B>(
         detail::keep_in0 | detail::keep_in1, "matmul", eager::matmul(a.value(), b.value(), ta, tb),
-        {&a, &b}, [ta, tb](detail::VjpContext<T, B>& c) {
+        {&a, &b},
+        [ta, tb](detail::VjpContext<T, B>& c) {
             const auto &A = c.in[0], &Bm = c.in[1], &g = c.gout;
             if (c.needs[0]) {
                 if (!ta)
@@ -285,6 +341,12 @@ Var<T, B> matmul(const Var<T, B>& a, const Var<T, B>& b, bool ta = false, bool t
                 else
                     c.gin[1] = ta ? matmul(g, A, true, true) : matmul(g, A, true, false);
             }
+        },
+        [ta, tb](const detail::JvpContext<T, B>& c) {
+            Var<T, B> t;
+            if (c.tin[0].defined()) t = matmul(c.tin[0], c.in[1], ta, tb);
+            if (c.tin[1].defined()) t = detail::tangent_sum(t, matmul(c.in[0], c.tin[1], ta, tb));
+            return t;
         });
 }
 
@@ -298,18 +360,22 @@ Var<T, B> scatter_add_rows(const Var<T, B>& g, const IndexTensor<B>& idx, index_
 template <class T, Backend B>
 Var<T, B> gather_rows(const Var<T, B>& x, const IndexTensor<B>& idx) {
     const index_t rows = x.rank() >= 1 ? x.dim(0) : 0;
-    return detail::record<T, B>(detail::keep_none, "gather_rows",
-                                eager::gather_rows(x.value(), idx), {&x},
-                                [idx, rows](detail::VjpContext<T, B>& c) {
-                                    c.gin[0] = scatter_add_rows(c.gout, idx, rows);
-                                });
+    return detail::record<T, B>(
+        detail::keep_none, "gather_rows", eager::gather_rows(x.value(), idx), {&x},
+        [idx, rows](detail::VjpContext<T, B>& c) {
+            c.gin[0] = scatter_add_rows(c.gout, idx, rows);
+        },
+        [idx](const detail::JvpContext<T, B>& c) { return gather_rows(c.tin[0], idx); });
 }
 /// A tensor of `rows` rows where row r sums the rows i of g with idx[i] == r.
 template <class T, Backend B>
 Var<T, B> scatter_add_rows(const Var<T, B>& g, const IndexTensor<B>& idx, index_t rows) {
     return detail::record<T, B>(
         detail::keep_none, "scatter_add_rows", eager::scatter_add_rows(g.value(), idx, rows), {&g},
-        [idx](detail::VjpContext<T, B>& c) { c.gin[0] = gather_rows(c.gout, idx); });
+        [idx](detail::VjpContext<T, B>& c) { c.gin[0] = gather_rows(c.gout, idx); },
+        [idx, rows](const detail::JvpContext<T, B>& c) {
+            return scatter_add_rows(c.tin[0], idx, rows);
+        });
 }
 
 template <class T, Backend B>
@@ -321,14 +387,16 @@ Var<T, B> pick(const Var<T, B>& x, const IndexTensor<B>& y) {
     const index_t cols = x.rank() == 2 ? x.dim(1) : 0;
     return detail::record<T, B>(
         detail::keep_none, "pick", eager::pick(x.value(), y), {&x},
-        [y, cols](detail::VjpContext<T, B>& c) { c.gin[0] = unpick(c.gout, y, cols); });
+        [y, cols](detail::VjpContext<T, B>& c) { c.gin[0] = unpick(c.gout, y, cols); },
+        [y](const detail::JvpContext<T, B>& c) { return pick(c.tin[0], y); });
 }
 /// The [n, cols] matrix with g[i] at (i, y[i]) and zeros elsewhere.
 template <class T, Backend B>
 Var<T, B> unpick(const Var<T, B>& g, const IndexTensor<B>& y, index_t cols) {
-    return detail::record<T, B>(detail::keep_none, "unpick", eager::unpick(g.value(), y, cols),
-                                {&g},
-                                [y](detail::VjpContext<T, B>& c) { c.gin[0] = pick(c.gout, y); });
+    return detail::record<T, B>(
+        detail::keep_none, "unpick", eager::unpick(g.value(), y, cols), {&g},
+        [y](detail::VjpContext<T, B>& c) { c.gin[0] = pick(c.gout, y); },
+        [y, cols](const detail::JvpContext<T, B>& c) { return unpick(c.tin[0], y, cols); });
 }
 
 // ---- softmax and losses
@@ -339,7 +407,10 @@ template <class T, Backend B>
 Var<T, B> log_softmax(const Var<T, B>& x) {
     return detail::record<T, B>(
         detail::keep_out, "log_softmax", eager::log_softmax_rows(x.value()), {&x},
-        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout - exp(c.out) * sum(c.gout, 1, true); });
+        [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout - exp(c.out) * sum(c.gout, 1, true); },
+        [](const detail::JvpContext<T, B>& c) {
+            return c.tin[0] - sum(exp(c.out) * c.tin[0], 1, true);
+        });
 }
 template <class T, Backend B>
 Var<T, B> softmax(const Var<T, B>& x) {

@@ -5,6 +5,10 @@
 // object is an RAII scope: constructing it makes it the calling thread's current tape for
 // (T, Backend); destroying it releases every node at once. A Var outliving its tape keeps
 // its value but can no longer be differentiated (grad() and recording ops throw TapeError).
+//
+// Forward mode: a Var may carry a tangent (make_dual). Every op that sees a tangent on an
+// input gives its result the tangent its JVP rule computes (record() below), with or
+// without a tape; autodiff/jvp.hpp has the user-facing jvp().
 #pragma once
 
 #include <array>
@@ -41,6 +45,24 @@ struct VjpContext {
 
 template <class T, Backend B>
 using VjpFn = std::function<void(VjpContext<T, B>&)>;
+
+/// What a JVP rule sees: the inputs' values and tangents (undefined where an input has
+/// none; never all undefined) and the op's output, none of them carrying a tangent. The
+/// rule returns the output's tangent, in Var ops, of the output's shape.
+template <class T, Backend B>
+struct JvpContext {
+    std::array<Var<T, B>, 3> in;
+    std::array<Var<T, B>, 3> tin;
+    Var<T, B> out;
+    int nin = 0;
+};
+
+/// Whether JVP rules are recorded on the tape (forward-over-reverse: a tangent that can be
+/// differentiated); off by default, so that tangents cost no tape memory.
+inline bool& tangent_graph() {
+    thread_local bool on = false;
+    return on;
+}
 
 /// What a node keeps for its rule: bits of keep_out (its output) and keep_in0..2 (the
 /// values of its inputs). A rule may read only what its op keeps; the rest is released.
@@ -132,8 +154,28 @@ class Var {
 
     /// True when this Var is a node of a live tape (so a gradient can flow to it).
     [[nodiscard]] bool requires_grad() const { return tape_ && id_ >= 0 && !tape_->released; }
-    /// The same value as a constant, cut off from the tape.
+    /// The same value as a constant, cut off from the tape (and without a tangent).
     [[nodiscard]] Var detach() const { return Var(value_); }
+
+    /// Forward mode: whether this Var carries a tangent (see make_dual).
+    [[nodiscard]] bool has_tangent() const { return static_cast<bool>(tangent_); }
+    /// The tangent this Var carries, or an undefined Var.
+    [[nodiscard]] Var tangent() const { return tangent_ ? *tangent_ : Var(); }
+    /// The same Var (value and tape node) without its tangent.
+    [[nodiscard]] Var primal() const {
+        Var v = *this;
+        v.tangent_.reset();
+        return v;
+    }
+    /// Internal (make_dual): this Var with tangent `t`, or none when `t` is undefined.
+    [[nodiscard]] Var with_tangent(const Var& t) const {
+        Var v = *this;
+        if (t.defined())
+            v.tangent_ = std::make_shared<const Var>(t.primal());
+        else
+            v.tangent_.reset();
+        return v;
+    }
 
     [[nodiscard]] index_t node_id() const { return id_; }
     [[nodiscard]] const std::shared_ptr<detail::TapeData<T, B>>& tape_data() const { return tape_; }
@@ -147,6 +189,7 @@ class Var {
     std::shared_ptr<detail::TapeData<T, B>> tape_;
     index_t id_ = -1;
     bool defined_ = false;
+    std::shared_ptr<const Var> tangent_;  // forward mode; null: none
 };
 
 /// An RAII recording scope. Construct one per training step (or per any computation to be
@@ -194,12 +237,13 @@ Var<T, B> leaf(const Tensor<T, B>& value) {
 
 namespace detail {
 
-/// The recording rule: a result of op `name` with `value`, computed from `inputs`. When grad
-/// mode is on and some input is on a tape, the result becomes a node there with rule `vjp`,
-/// keeping the values that `keep` names (Keep bits); otherwise it is a constant.
+/// The recording rule (reverse mode): a result of op `name` with `value`, computed from
+/// `inputs`. When grad mode is on and some input is on a tape, the result becomes a node
+/// there with rule `vjp`, keeping the values that `keep` names (Keep bits); otherwise it is
+/// a constant.
 template <class T, Backend B>
-Var<T, B> record(unsigned keep, const char* name, Tensor<T, B> value,
-                 std::initializer_list<const Var<T, B>*> inputs, VjpFn<T, B> vjp) {
+Var<T, B> record_node(unsigned keep, const char* name, Tensor<T, B> value,
+                      std::initializer_list<const Var<T, B>*> inputs, VjpFn<T, B> vjp) {
     if (!grad_mode()) return Var<T, B>(std::move(value));
     const std::shared_ptr<TapeData<T, B>>* tape = nullptr;
     for (const Var<T, B>* v : inputs) {
@@ -228,6 +272,42 @@ Var<T, B> record(unsigned keep, const char* name, Tensor<T, B> value,
     }
     owner->nodes.push_back(std::move(n));
     return Var<T, B>(std::move(value), owner, static_cast<index_t>(owner->nodes.size()) - 1);
+}
+
+/// The recording rule of every op: record_node, and then — when some input carries a
+/// tangent — the output's tangent from `jvp` (a callable taking a JvpContext). The JVP rule
+/// runs on constants with recording off, unless tangent_graph() and grad mode are on: then
+/// it runs on the tape's Vars and is recorded, so that the tangent can be differentiated.
+template <class T, Backend B, class Jvp>
+Var<T, B> record(unsigned keep, const char* name, Tensor<T, B> value,
+                 std::initializer_list<const Var<T, B>*> inputs, VjpFn<T, B> vjp, Jvp&& jvp) {
+    bool any = false;
+    for (const Var<T, B>* v : inputs) any = any || v->has_tangent();
+    auto out = record_node<T, B>(keep, name, std::move(value), inputs, std::move(vjp));
+    if (!any) return out;
+    JvpContext<T, B> c;
+    const bool recorded = tangent_graph() && grad_mode();
+    for (const Var<T, B>* v : inputs) {
+        const auto k = static_cast<std::size_t>(c.nin++);
+        const auto tk = v->tangent();
+        c.in[k] = recorded || !v->defined() ? v->primal() : v->detach();
+        c.tin[k] = recorded || !tk.defined() ? tk : tk.detach();
+    }
+    c.out = recorded ? out : out.detach();
+    Var<T, B> t;
+    if (recorded) {
+        t = jvp(c);
+    } else {
+        NoGradGuard off;
+        t = jvp(c);
+    }
+    if (!t.defined())
+        throw TapeError(std::string("jvp: the rule of op '") + name + "' gave no tangent");
+    if (!(t.shape() == out.shape()))
+        throw ShapeError(std::string("jvp: the rule of op '") + name +
+                         "' gave a tangent of shape " + t.shape().str() +
+                         " for an output of shape " + out.shape().str());
+    return out.with_tangent(t);
 }
 
 }  // namespace detail

@@ -4,6 +4,8 @@
 //   BatchNormForward   mean, biased variance, 1/sqrt(var + eps) and y = x̂·γ + β in three
 //                      sweeps of the channel (the sums in double)
 //   BatchNormBackward  Σg and Σg·x̂ in one sweep, then gx = γ·inv·(g − Σg/M − x̂·Σg·x̂/M)
+//   BatchNormTangent   the forward-mode tangent: the x part is the same projection (the
+//                      Jacobian in x is symmetric), t = γ·inv·(ẋ − Σẋ/M − x̂·Σẋ·x̂/M) + x̂·γ̇ + β̇
 //
 // with M = N·S and x̂ = (x − mean)·inv. They replace the ~11 primitive ops (5 full-size
 // temporaries) of the composite form; the VJP rule that calls the backward one keeps the
@@ -92,6 +94,50 @@ struct BatchNormBackward {
             const T* q = g + (i * c + ch) * s;
             T* r = gx + (i * c + ch) * s;
             for (index_t k = 0; k < s; ++k) r[k] = a * (q[k] - mg - (p[k] - mu) * iv * mgx);
+        }
+    }
+};
+
+template <class T>
+struct BatchNormTangent {
+    const T* x;
+    const T* tx;  // may be null (no tangent)
+    const T* gamma;
+    const T* tgamma;  // may be null
+    const T* tbeta;   // may be null
+    const T* mean;
+    const T* inv;
+    T* t;
+    index_t n, c, s;
+    L2RW_HD index_t cost() const { return 2 * n * s; }
+    L2RW_HD void operator()(index_t ch) const {
+        const T mu = mean[ch], iv = inv[ch];
+        double st = 0, stx = 0;
+        if (tx) {
+            for (index_t i = 0; i < n; ++i) {
+                const T* p = x + (i * c + ch) * s;
+                const T* q = tx + (i * c + ch) * s;
+                for (index_t k = 0; k < s; ++k) {
+                    st += static_cast<double>(q[k]);
+                    stx += static_cast<double>(q[k]) * static_cast<double>((p[k] - mu) * iv);
+                }
+            }
+        }
+        const double m = static_cast<double>(n * s);
+        const T a = gamma[ch] * iv, mt = static_cast<T>(st / m), mtx = static_cast<T>(stx / m);
+        const T tg = tgamma ? tgamma[ch] : T(0), tb = tbeta ? tbeta[ch] : T(0);
+        for (index_t i = 0; i < n; ++i) {
+            const T* p = x + (i * c + ch) * s;
+            T* r = t + (i * c + ch) * s;
+            if (tx) {
+                const T* q = tx + (i * c + ch) * s;
+                for (index_t k = 0; k < s; ++k) {
+                    const T xh = (p[k] - mu) * iv;
+                    r[k] = a * (q[k] - mt - xh * mtx) + xh * tg + tb;
+                }
+            } else {
+                for (index_t k = 0; k < s; ++k) r[k] = (p[k] - mu) * iv * tg + tb;
+            }
         }
     }
 };

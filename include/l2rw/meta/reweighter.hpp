@@ -2,14 +2,18 @@
 //
 // For a training batch and a clean validation batch it returns the example weights
 //   u_i = −∂L_v(θ'(ε))/∂ε_i at ε = 0,  w̃ = max(u, 0),  w = w̃ / Σw̃  (Eq. 9, or 0: skipped),
-// where θ'(ε) is one lookahead step on L_ε = Σ ε_i f_i(θ). Two strategies:
-//   general — the real lookahead θ' on the tape, the validation forward at θ', and
-//             backward-on-backward to ε; right for any lookahead (Adam included);
-//   exact   — for a lookahead affine in the gradient, θ'(ε) = θ − α(s(g + λθ) + c), the
-//             derivative is u_i = αs⟨∇L_v(θ'₀), ∇f_i(θ)⟩ with θ'₀ = θ'(0) (DESIGN.md), got
-//             with one first-order validation backward and one double-backward VJP of
-//             the training gradient with seed ∇L_v (the official code's trick). It never
-//             evaluates the model at a θ' that depends on ε.
+// where θ'(ε) is one lookahead step on L_ε = Σ ε_i f_i(θ). Three strategies:
+//   general         — the real lookahead θ' on the tape, the validation forward at θ', and
+//                     backward-on-backward to ε; right for any lookahead (Adam included);
+//   exact           — for a lookahead affine in the gradient, θ'(ε) = θ − α(s(g + λθ) + c),
+//                     the derivative is u_i = αs⟨∇L_v(θ'₀), ∇f_i(θ)⟩ = αs(J_f(θ)·∇L_v)_i
+//                     with θ'₀ = θ'(0) (DESIGN.md): one first-order validation backward,
+//                     then one training forward whose parameters carry ∇L_v as tangents
+//                     (forward mode), which gives f and J_f·∇L_v together. Its tape holds
+//                     the training forward only, for the step's first-order backward;
+//   double_backward — the same u as exact, got as the official code does: a recorded
+//                     (create_graph) training backward and a second backward through it.
+//                     It costs about as much as general; it stays for comparison.
 // `automatic` picks exact wherever it is exact (every affine rule) and general otherwise.
 #pragma once
 
@@ -20,6 +24,7 @@
 #include <vector>
 
 #include "../autodiff/grad.hpp"
+#include "../autodiff/jvp.hpp"
 #include "../nn/loss.hpp"
 #include "../nn/module.hpp"
 #include "../optim/adam.hpp"
@@ -27,7 +32,7 @@
 
 namespace l2rw::meta {
 
-enum class Strategy { automatic, general, exact };
+enum class Strategy { automatic, general, exact, double_backward };
 
 inline const char* to_string(Strategy s) {
     switch (s) {
@@ -37,6 +42,8 @@ inline const char* to_string(Strategy s) {
             return "general";
         case Strategy::exact:
             return "exact";
+        case Strategy::double_backward:
+            return "double_backward";
     }
     return "?";
 }
@@ -214,13 +221,7 @@ class OnlineReweighter {
 
     /// The strategy that `weights` will use for `la`.
     [[nodiscard]] Strategy resolve(const Lookahead<T, B>& la) const {
-        if (opt_.strategy == Strategy::exact && !la.affine())
-            throw ValueError(
-                "OnlineReweighter: the exact strategy needs a lookahead affine in the gradient; "
-                "an Adam lookahead needs the general strategy");
-        if (opt_.strategy == Strategy::automatic)
-            return la.affine() ? Strategy::exact : Strategy::general;
-        return opt_.strategy;
+        return resolve(la, opt_.strategy);
     }
 
     /// Algorithm 1, lines 1–10: the example weights of `train` measured against `val`.
@@ -231,8 +232,7 @@ class OnlineReweighter {
         StepReport<T> r;
         r.strategy = resolve(la);
         Tape<T, B> tape;
-        const auto pass = train_pass(tape, train, opt_.meta_mode, nullptr);
-        finish(meta_u(tape, pass, val, la, r.strategy, r), train, r);
+        finish(meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r).u, train, r);
         return r;
     }
 
@@ -240,13 +240,9 @@ class OnlineReweighter {
     std::vector<T> meta_gradient(const Batch<T, B>& train, const Batch<T, B>& val,
                                  const Lookahead<T, B>& la, Strategy s) {
         StepReport<T> r;
-        if (s == Strategy::automatic) s = la.affine() ? Strategy::exact : Strategy::general;
-        if (s == Strategy::exact && !la.affine())
-            throw ValueError(
-                "OnlineReweighter::meta_gradient: exact strategy with a non-affine lookahead");
+        r.strategy = resolve(la, s);
         Tape<T, B> tape;
-        const auto pass = train_pass(tape, train, opt_.meta_mode, nullptr);
-        return meta_u(tape, pass, val, la, s, r);
+        return meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r).u;
     }
 
     /// Algorithm 1 in full: the weights of `train` against `val` (lookahead as in options),
@@ -274,8 +270,9 @@ class OnlineReweighter {
         for (auto& [name, t, kind] : nn::named_tensors(model_))
             if (kind == nn::Kind::buffer) saved.emplace_back(t, *t);
         Tape<T, B> tape;
-        const auto pass = train_pass(tape, train, nn::Mode::train, rng);
-        finish(meta_u(tape, pass, val, la, r.strategy, r), train, r);
+        const auto m = meta_u(tape, train, val, la, nn::Mode::train, rng, r);
+        const auto& pass = m.pass;
+        finish(m.u, train, r);
         if (r.skipped) {
             for (auto& [t, old] : saved) *t = old;
             return r;
@@ -345,24 +342,61 @@ class OnlineReweighter {
         return Lv;
     }
 
+    static Strategy resolve(const Lookahead<T, B>& la, Strategy s) {
+        if ((s == Strategy::exact || s == Strategy::double_backward) && !la.affine())
+            throw ValueError(std::string("OnlineReweighter: the ") + to_string(s) +
+                             " strategy needs a lookahead affine in the gradient; an Adam "
+                             "lookahead needs the general strategy");
+        if (s == Strategy::automatic) return la.affine() ? Strategy::exact : Strategy::general;
+        return s;
+    }
+
     /// The training forward of a meta pass: parameters and ε as leaves, per-example losses.
+    /// With `tangents` the parameters carry them (forward mode), and f carries J_f·tangents.
     struct TrainPass {
         nn::ParamBinding<T, B> bind;
         Var<T, B> eps;
         Var<T, B> f;
     };
-    TrainPass train_pass(Tape<T, B>& tape, const Batch<T, B>& train, nn::Mode mode, Rng* rng) {
+    TrainPass train_pass(Tape<T, B>& tape, const Batch<T, B>& train, nn::Mode mode, Rng* rng,
+                         const std::vector<Var<T, B>>* tangents = nullptr) {
         TrainPass p;
         p.bind = nn::ParamBinding<T, B>::leaves(model_, tape);
-        p.eps = tape.leaf(Tensor<T, B>::zeros(Shape{train.y.numel()}));
+        if (tangents) {
+            std::vector<Var<T, B>> duals;
+            for (std::size_t k = 0; k < p.bind.size(); ++k)
+                duals.push_back(make_dual(p.bind[k], (*tangents)[k]));
+            p.bind = p.bind.substitute(std::move(duals));
+        } else {
+            p.eps = tape.leaf(Tensor<T, B>::zeros(Shape{train.y.numel()}));
+        }
         nn::Context<T, B> ctx{mode, &p.bind, rng};
         p.f = per_example(train, ctx, "training");
         return p;
     }
 
-    std::vector<T> meta_u(Tape<T, B>& tape, const TrainPass& p, const Batch<T, B>& val,
-                          const Lookahead<T, B>& la, Strategy s, StepReport<T>& r) {
-        return s == Strategy::exact ? exact_u(tape, p, val, la, r) : general_u(p, val, la, r);
+    /// The training pass (on `tape`, for the step's backward) and u by strategy r.strategy.
+    struct MetaPass {
+        TrainPass pass;
+        std::vector<T> u;
+    };
+    MetaPass meta_u(Tape<T, B>& tape, const Batch<T, B>& train, const Batch<T, B>& val,
+                    const Lookahead<T, B>& la, nn::Mode mode, Rng* rng, StepReport<T>& r) {
+        MetaPass m;
+        if (r.strategy == Strategy::exact) {
+            const auto gv = validation_gradient(val, la, r);
+            m.pass = train_pass(tape, train, mode, rng, &gv);
+            m.u.assign(static_cast<std::size_t>(train.y.numel()), T(0));
+            if (!m.pass.f.has_tangent()) return m;  // f does not depend on the parameters
+            const auto jf = m.pass.f.tangent().to_host();
+            const T c = la.lr * la.scale;
+            for (std::size_t i = 0; i < m.u.size(); ++i) m.u[i] = c * jf[i];
+            return m;
+        }
+        m.pass = train_pass(tape, train, mode, rng);
+        m.u = r.strategy == Strategy::general ? general_u(m.pass, val, la, r)
+                                              : double_backward_u(m.pass, val, la, r);
+        return m;
     }
 
     std::vector<T> general_u(const TrainPass& p, const Batch<T, B>& val, const Lookahead<T, B>& la,
@@ -377,20 +411,26 @@ class OnlineReweighter {
         return u;
     }
 
-    std::vector<T> exact_u(Tape<T, B>& tape, const TrainPass& p, const Batch<T, B>& val,
-                           const Lookahead<T, B>& la, StepReport<T>& r) {
-        // θ'₀ = θ'(g = 0), as leaves of their own; then ∇L_v(θ'₀) by one first-order backward.
-        std::vector<Var<T, B>> zeros;
-        for (const auto& v : p.bind.vars())
+    /// ∇L_v at θ'₀ = θ'(g = 0) by one first-order backward on a tape of its own.
+    std::vector<Var<T, B>> validation_gradient(const Batch<T, B>& val, const Lookahead<T, B>& la,
+                                               StepReport<T>& r) {
+        Tape<T, B> tape;
+        const auto bind = nn::ParamBinding<T, B>::constants(model_);
+        std::vector<Var<T, B>> zeros, theta0;
+        for (const auto& v : bind.vars())
             zeros.push_back(Var<T, B>(Tensor<T, B>::zeros(v.shape())));
-        std::vector<Var<T, B>> theta0;
         {
             NoGradGuard ng;
-            for (auto& v : la.apply(p.bind.vars(), zeros)) theta0.push_back(tape.leaf(v.value()));
+            for (auto& v : la.apply(bind.vars(), zeros)) theta0.push_back(tape.leaf(v.value()));
         }
-        auto Lv = validation_loss(val, p.bind.substitute(theta0), la);
+        auto Lv = validation_loss(val, bind.substitute(theta0), la);
         r.validation_loss = static_cast<double>(Lv.item());
-        auto gv = grad(Lv, theta0, GradOptions{.allow_unused = true});
+        return grad(Lv, theta0, GradOptions{.allow_unused = true});
+    }
+
+    std::vector<T> double_backward_u(const TrainPass& p, const Batch<T, B>& val,
+                                     const Lookahead<T, B>& la, StepReport<T>& r) {
+        const auto gv = validation_gradient(val, la, r);
         // u = αs · J_f(θ) ∇L_v: the double-backward VJP of the training gradient.
         auto gt = grad(sum(p.f * p.eps), p.bind.vars(),
                        GradOptions{.create_graph = true, .allow_unused = true});

@@ -4,9 +4,12 @@
 // eval normalises with the running statistics; meta normalises with batch statistics and
 // leaves the running ones untouched. The batch path is one fused op (functional::
 // batch_norm): its value and first-order VJP are the fused kernels of
-// backend/batchnorm.hpp; a recorded (create_graph) VJP is written in Var ops, so that the
-// second derivatives through the mean and the variance are exact.
+// backend/batchnorm.hpp, and so is its unrecorded JVP; recorded (create_graph) rules are
+// written in Var ops, so that the second derivatives through the mean and the variance are
+// exact.
 #pragma once
+
+#include <utility>
 
 #include "../autodiff/ops.hpp"
 #include "../backend/batchnorm.hpp"
@@ -41,9 +44,18 @@ Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>
                                                var.data(), inv.data(), eps, N, C, S});
     if (stats) *stats = {mean, var};
     const Shape ss = x.rank() == 2 ? Shape{1, C} : Shape{1, C, 1, 1};
+    const T inv_m = T(1) / static_cast<T>(N * S);
+    // Recorded rules recompute the statistics from x on the tape, so that what they give
+    // can be differentiated again: x̂ and 1/sqrt(var + eps) as Var ops.
+    auto normalised = [ss, eps, inv_m](const Var<T, B>& X) {
+        const auto d = X - sum_to(X, ss) * inv_m;
+        const auto iv = pow(sum_to(d * d, ss) * inv_m + eps, T(-0.5));
+        return std::pair{d * iv, iv};
+    };
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "batch_norm", std::move(y),
-        {&x, &gamma, &beta}, [mean, inv, ss, eps, N, C, S](l2rw::detail::VjpContext<T, B>& c) {
+        {&x, &gamma, &beta},
+        [mean, inv, ss, inv_m, normalised, N, C, S](l2rw::detail::VjpContext<T, B>& c) {
             const auto &X = c.in[0], &G = c.gout;
             if (!grad_enabled()) {  // first order: the fused kernel
                 Tensor<T, B> gx(X.shape()), gg(Shape{C}), gb(Shape{C});
@@ -56,18 +68,34 @@ Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>
                 if (c.needs[2]) c.gin[2] = Var<T, B>(gb);
                 return;
             }
-            // Recorded: the same formula in Var ops, the statistics recomputed from x on the
-            // tape, so that this gradient can be differentiated again.
-            const T inv_m = T(1) / static_cast<T>(N * S);
-            const auto mu = sum_to(X, ss) * inv_m;
-            const auto d = X - mu;
-            const auto iv = pow(sum_to(d * d, ss) * inv_m + eps, T(-0.5));
-            const auto xhat = d * iv;
+            const auto [xhat, iv] = normalised(X);
             const auto sg = sum_to(G, ss), sgx = sum_to(G * xhat, ss);
             if (c.needs[0])
                 c.gin[0] = reshape(c.in[1], ss) * iv * (G - sg * inv_m - xhat * (sgx * inv_m));
             if (c.needs[1]) c.gin[1] = reshape(sgx, Shape{C});
             if (c.needs[2]) c.gin[2] = reshape(sg, Shape{C});
+        },
+        [mean, inv, ss, inv_m, normalised, N, C, S](const l2rw::detail::JvpContext<T, B>& c) {
+            const auto &X = c.in[0], &tx = c.tin[0], &tg = c.tin[1], &tb = c.tin[2];
+            if (!grad_enabled()) {  // not recorded: the fused kernel
+                Tensor<T, B> t(X.shape());
+                B::for_each(C,
+                            kernel::BatchNormTangent<T>{
+                                X.value().data(), tx.defined() ? tx.value().data() : nullptr,
+                                c.in[1].value().data(), tg.defined() ? tg.value().data() : nullptr,
+                                tb.defined() ? tb.value().data() : nullptr, mean.data(), inv.data(),
+                                t.data(), N, C, S});
+                return Var<T, B>(t);
+            }
+            const auto [xhat, iv] = normalised(X);
+            Var<T, B> t;
+            if (tx.defined())
+                t = reshape(c.in[1], ss) * iv *
+                    (tx - sum_to(tx, ss) * inv_m - xhat * (sum_to(tx * xhat, ss) * inv_m));
+            if (tg.defined()) t = l2rw::detail::tangent_sum(t, xhat * reshape(tg, ss));
+            if (tb.defined())
+                t = l2rw::detail::tangent_sum(t, broadcast_to(reshape(tb, ss), X.shape()));
+            return t;
         });
 }
 

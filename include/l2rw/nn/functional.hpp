@@ -1,5 +1,5 @@
 // l2rw/nn/functional.hpp — differentiable image operations on Var (NCHW), each with its
-// VJP written as Var ops, so layers built from them differentiate to any order.
+// VJP and JVP written as Var ops, so layers built from them differentiate to any order.
 #pragma once
 
 #include <string>
@@ -41,7 +41,8 @@ Var<T, B> im2col(const Var<T, B>& x, const kernel::Window2d& g) {
     B::for_each(g.n * g.oh * g.ow, kernel::Im2col<T>{x.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "im2col", std::move(out), {&x},
-        [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = col2im(c.gout, g); });
+        [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = col2im(c.gout, g); },
+        [g](const l2rw::detail::JvpContext<T, B>& c) { return im2col(c.tin[0], g); });
 }
 
 /// The adjoint of im2col: sums window rows back into an [N, C, H, W] image.
@@ -51,7 +52,8 @@ Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g) {
     B::for_each(g.n * g.c, kernel::Col2im<T>{cols.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "col2im", std::move(out), {&cols},
-        [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); });
+        [g](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = im2col(c.gout, g); },
+        [g](const l2rw::detail::JvpContext<T, B>& c) { return col2im(c.tin[0], g); });
 }
 
 template <class T, Backend B>
@@ -96,11 +98,23 @@ Var<T, B> conv2d_geo(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bi
         if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.in[0], c.gout, g);
         if (c.needs[2]) c.gin[2] = reshape(sum_to(c.gout, Shape{O, 1, 1}), Shape{O});
     };
+    // Bilinear in (x, w) plus the bias: the bias's tangent rides on the first convolution.
+    auto tangent = [g, O](const l2rw::detail::JvpContext<T, B>& c) {
+        const auto& tb = c.tin[2];
+        Var<T, B> t;
+        if (c.tin[0].defined()) t = conv2d_geo(c.tin[0], c.in[1], tb, g);
+        if (c.tin[1].defined())
+            t = l2rw::detail::tangent_sum(
+                t, conv2d_geo(c.in[0], c.tin[1], t.defined() ? Var<T, B>() : tb, g));
+        if (!t.defined())  // only the bias moves
+            t = broadcast_to(reshape(tb, Shape{1, O, 1, 1}), c.out.shape());
+        return t;
+    };
     if (bias.defined())
         return l2rw::detail::record<T, B>(l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d",
-                                          std::move(y), {&x, &w, &bias}, rule);
+                                          std::move(y), {&x, &w, &bias}, rule, tangent);
     return l2rw::detail::record<T, B>(l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d",
-                                      std::move(y), {&x, &w}, rule);
+                                      std::move(y), {&x, &w}, rule, tangent);
 }
 
 /// The input gradient of conv2d: gx [N, C, H, W] for output gradient gy [N, O, OH, OW].
@@ -117,9 +131,17 @@ Var<T, B> conv2d_input_grad(const Var<T, B>& gy, const Var<T, B>& w, const kerne
     conv::input_grad<T, B>(gy.value().data(), w.value().data(), gx.data(), O, g);
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d_input_grad", std::move(gx),
-        {&gy, &w}, [g](l2rw::detail::VjpContext<T, B>& c) {
+        {&gy, &w},
+        [g](l2rw::detail::VjpContext<T, B>& c) {
             if (c.needs[0]) c.gin[0] = conv2d_geo(c.gout, c.in[1], Var<T, B>(), g);
             if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.gout, c.in[0], g);
+        },
+        [g](const l2rw::detail::JvpContext<T, B>& c) {
+            Var<T, B> t;
+            if (c.tin[0].defined()) t = conv2d_input_grad(c.tin[0], c.in[1], g);
+            if (c.tin[1].defined())
+                t = l2rw::detail::tangent_sum(t, conv2d_input_grad(c.in[0], c.tin[1], g));
+            return t;
         });
 }
 
@@ -139,9 +161,17 @@ Var<T, B> conv2d_weight_grad(const Var<T, B>& x, const Var<T, B>& gy, const kern
     conv::weight_grad<T, B>(x.value().data(), gy.value().data(), gw.data(), O, g);
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d_weight_grad", std::move(gw),
-        {&x, &gy}, [g](l2rw::detail::VjpContext<T, B>& c) {
+        {&x, &gy},
+        [g](l2rw::detail::VjpContext<T, B>& c) {
             if (c.needs[0]) c.gin[0] = conv2d_input_grad(c.in[1], c.gout, g);
             if (c.needs[1]) c.gin[1] = conv2d_geo(c.in[0], c.gout, Var<T, B>(), g);
+        },
+        [g](const l2rw::detail::JvpContext<T, B>& c) {
+            Var<T, B> t;
+            if (c.tin[0].defined()) t = conv2d_weight_grad(c.tin[0], c.in[1], g);
+            if (c.tin[1].defined())
+                t = l2rw::detail::tangent_sum(t, conv2d_weight_grad(c.in[0], c.tin[1], g));
+            return t;
         });
 }
 
@@ -170,10 +200,14 @@ Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg,
                          const kernel::Window2d& geo) {
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
     B::for_each(out.numel(), kernel::GatherFlat<T>{x.value().data(), arg.data(), out.data()});
-    return l2rw::detail::record<T, B>(l2rw::detail::keep_none, "maxpool", std::move(out), {&x},
-                                      [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
-                                          c.gin[0] = maxpool_scatter(c.gout, arg, geo);
-                                      });
+    return l2rw::detail::record<T, B>(
+        l2rw::detail::keep_none, "maxpool", std::move(out), {&x},
+        [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
+            c.gin[0] = maxpool_scatter(c.gout, arg, geo);
+        },
+        [arg, geo](const l2rw::detail::JvpContext<T, B>& c) {
+            return maxpool_gather(c.tin[0], arg, geo);
+        });
 }
 /// The adjoint of maxpool_gather: routes each window's value back to its maximum.
 template <class T, Backend B>
@@ -182,10 +216,14 @@ Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
     Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
     B::for_each(geo.n * geo.c,
                 kernel::MaxPoolScatter<T>{g.value().data(), arg.data(), out.data(), geo});
-    return l2rw::detail::record<T, B>(l2rw::detail::keep_none, "maxpool_scatter", std::move(out),
-                                      {&g}, [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
-                                          c.gin[0] = maxpool_gather(c.gout, arg, geo);
-                                      });
+    return l2rw::detail::record<T, B>(
+        l2rw::detail::keep_none, "maxpool_scatter", std::move(out), {&g},
+        [arg, geo](l2rw::detail::VjpContext<T, B>& c) {
+            c.gin[0] = maxpool_gather(c.gout, arg, geo);
+        },
+        [arg, geo](const l2rw::detail::JvpContext<T, B>& c) {
+            return maxpool_scatter(c.tin[0], arg, geo);
+        });
 }
 
 /// Max pooling; the winners are chosen on the forward values and then held fixed, so the
@@ -211,7 +249,8 @@ Var<T, B> avgpool_geo(const Var<T, B>& x, const kernel::Window2d& geo) {
     B::for_each(out.numel(), kernel::AvgPool<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "avg_pool2d", std::move(out), {&x},
-        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_adjoint(c.gout, geo); });
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_adjoint(c.gout, geo); },
+        [geo](const l2rw::detail::JvpContext<T, B>& c) { return avgpool_geo(c.tin[0], geo); });
 }
 /// The adjoint of avgpool_geo.
 template <class T, Backend B>
@@ -220,7 +259,8 @@ Var<T, B> avgpool_adjoint(const Var<T, B>& gout, const kernel::Window2d& geo) {
     B::for_each(geo.n * geo.c, kernel::AvgPoolAdjoint<T>{gout.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "avg_pool2d_adjoint", std::move(out), {&gout},
-        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_geo(c.gout, geo); });
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = avgpool_geo(c.gout, geo); },
+        [geo](const l2rw::detail::JvpContext<T, B>& c) { return avgpool_adjoint(c.tin[0], geo); });
 }
 
 /// Average pooling with a k x k window (no padding).
@@ -269,7 +309,8 @@ Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo) {
     B::for_each(out.numel(), kernel::ShortcutPad<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "shortcut_pad", std::move(out), {&x},
-        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_adjoint(c.gout, geo); });
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_adjoint(c.gout, geo); },
+        [geo](const l2rw::detail::JvpContext<T, B>& c) { return shortcut_pad_geo(c.tin[0], geo); });
 }
 template <class T, Backend B>
 Var<T, B> shortcut_pad_adjoint(const Var<T, B>& g, const kernel::ShortcutGeo& geo) {
@@ -277,7 +318,10 @@ Var<T, B> shortcut_pad_adjoint(const Var<T, B>& g, const kernel::ShortcutGeo& ge
     B::for_each(out.numel(), kernel::ShortcutPadAdjoint<T>{g.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "shortcut_pad_adjoint", std::move(out), {&g},
-        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_geo(c.gout, geo); });
+        [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_geo(c.gout, geo); },
+        [geo](const l2rw::detail::JvpContext<T, B>& c) {
+            return shortcut_pad_adjoint(c.tin[0], geo);
+        });
 }
 
 }  // namespace l2rw::nn::functional
