@@ -325,7 +325,14 @@ std::vector<double> forward_tangent(const VarFn<B>& f, const std::vector<TensorD
 
 /// Forward mode, checked three ways: the JVP against central differences of f along t, the
 /// same JVP when the inputs are on a tape, and the adjoint identity ⟨J·t, s⟩ = ⟨t, Jᵀ·s⟩
-/// against the first-order VJP `ga` (seed s) to 1e-10.
+/// against the first-order VJP `ga` (seed s) to 1e-10. Seen failing:
+///   mul's JVP as ṫa·a instead of ṫa·b -> "mul, row bias: JVP vs central differences ...
+///     got 1.099, want -1.550" and "adjoint identity <J t, s> = -5.805 but <t, J^T s> = -3.242";
+///   conv2d's JVP without the bias tangent -> "Conv2d stride 1 pad 0: JVP vs central
+///     differences ... got -0.5409, want 0.8232" and its adjoint identity;
+///   the BatchNorm tangent kernel without −x̂·mean(ẋ·x̂) -> "BatchNorm1d train: JVP vs central
+///     differences ... got 0.1569, want -0.01714", the same for BatchNorm2d, both adjoint
+///     identities, and test_meta's "exact vs general" (got -0.628, want -0.586).
 template <Backend B>
 void check_jvp(const VarFn<B>& f, const std::vector<TensorD<B>>& inputs,
                const std::vector<bool>& wrt, const TensorD<B>& seed,
@@ -512,7 +519,10 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
         }
     }
 
-    // Forward-over-reverse gives the same H_s·v as reverse-over-reverse.
+    // Forward-over-reverse gives the same H_s·v as reverse-over-reverse. Seen failing: the
+    // recorded relu JVP without its step (ṫ instead of ṫ·step(out)) -> "relu(x) * x:
+    // forward-over-reverse HVP of differentiated input 0 vs reverse-over-reverse: got 0.3579,
+    // want 0" (the unrecorded JVP, a separate kernel, was still right).
     const auto fr = detail::forward_over_reverse<B>(f, inputs, wrt, vs, seed);
     for (std::size_t j = 0; j < hv.size(); ++j)
         check_close(fr[j], hv[j], 1e-9, 1e-12,
