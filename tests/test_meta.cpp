@@ -79,26 +79,25 @@ std::vector<Tensor<double, B>> state_like(Model<B>& m, std::uint64_t seed, doubl
     return out;
 }
 
+/// The next step of an SGD with momentum 0.9 (Nesterov or not) and weight decay whose
+/// momentum buffers hold seeded values, as a lookahead.
 template <Backend B>
 meta::Lookahead<double, B> momentum_wd(Model<B>& m, bool nesterov) {
-    auto la = meta::Lookahead<double, B>::sgd(0.05);
-    const double mu = 0.9;
-    la.weight_decay = 5e-3;
-    la.scale = nesterov ? 1 + mu : 1.0;
-    la.offset = state_like<B>(m, 77, nesterov ? mu * mu * 0.1 : mu * 0.1, false);
-    return la;
+    optim::SGD<double, B> opt(
+        {.lr = 0.05, .momentum = 0.9, .nesterov = nesterov, .weight_decay = 5e-3});
+    const auto buffers = state_like<B>(m, 77, 0.1, false);
+    for (std::size_t i = 0; i < buffers.size(); ++i) opt.set_momentum_buffer(i, buffers[i]);
+    return meta::lookahead_from(opt, optim::ParamList<double, B>(nn::named_parameters(m)));
 }
 
+/// The fourth step of an Adam whose moments hold seeded values, as a lookahead.
 template <Backend B>
 meta::Lookahead<double, B> adam(Model<B>& m) {
-    meta::Lookahead<double, B> la;
-    la.kind = meta::Lookahead<double, B>::Kind::adam;
-    la.lr = 1e-2;
-    la.weight_decay = 1e-3;
-    la.adam_m = state_like<B>(m, 91, 0.05, false);
-    la.adam_v = state_like<B>(m, 93, 0.01, true);
-    la.adam_step = 3;
-    return la;
+    optim::Adam<double, B> opt({.lr = 1e-2, .weight_decay = 1e-3});
+    const auto mm = state_like<B>(m, 91, 0.05, false), vv = state_like<B>(m, 93, 0.01, true);
+    for (std::size_t i = 0; i < mm.size(); ++i) opt.set_moments(i, mm[i], vv[i]);
+    opt.set_step_count(3);
+    return meta::lookahead_from(opt, optim::ParamList<double, B>(nn::named_parameters(m)));
 }
 
 }  // namespace

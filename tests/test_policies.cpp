@@ -269,6 +269,53 @@ TEST_CASE("policies: the l2rw policy gives the reweighter's weights") {
                                                  {"L2RW", "lookahead"}, "no optimizer lookahead");
 }
 
+// The l2rw policy's step is the fused one: weights and gradient from one train-mode forward.
+// With Dropout the two paths differ (the fused one draws its masks in the weights' pass too),
+// so comparing against both tells which one ran.
+// broken: L2RW::weigh_step removed (the base class's weigh + weighted_gradient ran) -> "fused
+//   weights" failed (and the weights equalled the unfused ones).
+TEST_CASE("policies: the l2rw policy takes the fused step, and train() steps with it") {
+    const auto tr = blobs(5, 5, 15), va = blobs(3, 3, 16);
+    auto b = meta::make_batch<double, Cpu>(tr, data::iota_indices(tr.n));
+    auto v = meta::make_batch<double, Cpu>(va, data::iota_indices(va.n));
+    auto weigh = [&](bool fused, bool policy) {
+        auto m = dropout_model(7);
+        meta::ReweightOptions ro;
+        ro.fused_step = fused;
+        Rng rng(3);
+        if (policy) {
+            meta::L2RW<CpuSeq> pol(ro);
+            return pol.weigh_step(input(*m, b, 0, &v, 0.05), &rng);
+        }
+        meta::OnlineReweighter<CpuSeq> rw(*m, ro);
+        return rw.weigh_step(b, v, meta::Lookahead<double, Cpu>::sgd(0.05), &rng);
+    };
+    const auto got = weigh(true, true), fused = weigh(true, false), plain = weigh(false, false);
+    REQUIRE_FALSE(got.report.skipped);
+    CHECK_MESSAGE(got.report.weights == fused.report.weights, "fused weights");
+    CHECK(got.report.weights != plain.report.weights);
+    REQUIRE(got.gradient.size() == fused.gradient.size());
+    for (std::size_t i = 0; i < got.gradient.size(); ++i)
+        CHECK(got.gradient[i].to_host() == fused.gradient[i].to_host());
+    CHECK(got.loss == fused.loss);
+    CHECK(got.loss > 0);
+
+    // train() takes each step through weigh_step (a policy that counts its calls).
+    struct Counting : meta::L2RW<CpuSeq> {
+        int calls = 0;
+        meta::WeightedStep<double, Cpu> weigh_step(const meta::PolicyInput<CpuSeq>& in,
+                                                   Rng* rng) override {
+            ++calls;
+            return meta::L2RW<CpuSeq>::weigh_step(in, rng);
+        }
+    } counting;
+    auto m = dropout_model(7);
+    optim::SGD<double, Cpu> opt({.lr = 0.05});
+    const auto sum = meta::train(*m, opt, counting, tr, va, {.steps = 4, .batch_size = 5});
+    CHECK(counting.calls == 4);
+    CHECK(sum.steps_done == 4);
+}
+
 TEST_CASE("policies: make_policy knows every name and rejects others") {
     for (auto name : meta::policy_names()) {
         auto p = meta::make_policy<CpuSeq>(name);

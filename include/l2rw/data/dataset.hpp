@@ -11,6 +11,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../backend/concept.hpp"
@@ -137,16 +138,24 @@ inline std::vector<index_t> iota_indices(index_t n) {
     return v;
 }
 
-/// A batch as tensors: x [k, c, h, w], y [k] (observed labels), plus host-side bookkeeping.
+/// A batch as tensors — inputs x [k, ...] and labels y [k] (observed, possibly corrupted) —
+/// plus host-side bookkeeping. The one batch type of the library: to_batch() fills every
+/// field; a batch made by hand needs only x and y ({x, y} or {x, y, noisy}). The noise flags
+/// are for reporting only (the weight mass on flipped labels), never used for the weights.
 template <class T, Backend B>
 struct Batch {
     Tensor<T, B> x;
     IndexTensor<B> y;
-    std::vector<index_t> indices;       ///< dataset rows of the k examples
-    std::vector<index_t> clean_labels;  ///< true labels (equal to y when no noise was applied)
-    std::vector<bool> noisy;            ///< k flags, all false when no noise was applied
+    std::vector<bool> noisy;            ///< k flags (label i is known to be flipped), or empty
+    std::vector<index_t> indices;       ///< dataset rows of the k examples (to_batch)
+    std::vector<index_t> clean_labels;  ///< true labels (to_batch; equal to y without noise)
 
-    [[nodiscard]] index_t size() const { return static_cast<index_t>(indices.size()); }
+    Batch() = default;
+    Batch(Tensor<T, B> inputs, IndexTensor<B> labels, std::vector<bool> noise_flags = {})
+        : x(std::move(inputs)), y(std::move(labels)), noisy(std::move(noise_flags)) {}
+
+    /// The number of examples, k.
+    [[nodiscard]] index_t size() const { return y.numel(); }
 };
 
 /// The examples at `indices` as tensors on backend B. Throws ValueError for a bad index.

@@ -54,37 +54,6 @@ inline std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream, std::
     return mix(mix(mix(seed) ^ stream) ^ static_cast<std::uint64_t>(step));
 }
 
-/// zero_count, skipped and noisy_mass of a report whose weights are set.
-template <class T, Backend B>
-void finish_report(StepReport<T>& r, const Batch<T, B>& b) {
-    T total = T(0);
-    r.zero_count = 0;
-    for (T w : r.weights) {
-        total += w;
-        r.zero_count += w == T(0);
-    }
-    r.skipped = !(total > T(0));
-    r.noisy_mass.reset();
-    if (!b.noisy.empty()) {
-        double noisy = 0, all = 0;
-        for (std::size_t i = 0; i < r.weights.size(); ++i) {
-            all += static_cast<double>(r.weights[i]);
-            if (b.noisy[i]) noisy += static_cast<double>(r.weights[i]);
-        }
-        r.noisy_mass = all > 0 ? noisy / all : 0.0;
-    }
-}
-
-template <class T, Backend B>
-void check_batch(const Batch<T, B>& b, const std::string& who) {
-    if (b.x.rank() < 1 || b.y.rank() != 1 || b.x.dim(0) != b.y.numel() || b.y.numel() == 0)
-        throw ShapeError(who + ": the training batch has inputs " + b.x.shape().str() +
-                         " and labels " + b.y.shape().str() + " (want N > 0 examples in both)");
-    if (!b.noisy.empty() && static_cast<index_t>(b.noisy.size()) != b.y.numel())
-        throw ShapeError(who + ": the training batch has " + std::to_string(b.noisy.size()) +
-                         " noise flags for " + std::to_string(b.y.numel()) + " examples");
-}
-
 template <class T>
 std::vector<T> uniform_weights(index_t n) {
     return std::vector<T>(static_cast<std::size_t>(n), T(1) / static_cast<T>(n));
@@ -258,12 +227,29 @@ class WeightingPolicy {
     /// The weights of `in.train` at this step (summing to 1, or all zero: skipped).
     virtual StepReport<T> weigh(const Input& in) = 0;
 
+    /// The weights and, unless the batch is skipped, the gradient of Σ_i w_i f_i(θ) in train
+    /// mode (dropout masks from `rng`) that meta::train steps with. By default weigh() and
+    /// then a train-mode forward and backward; the l2rw policy takes both from one training
+    /// forward (ReweightOptions::fused_step).
+    virtual WeightedStep<T, B> weigh_step(const Input& in, Rng* rng) {
+        WeightedStep<T, B> ws;
+        ws.report = weigh(in);
+        if (ws.report.weights.size() != static_cast<std::size_t>(in.train.y.numel()))
+            throw ShapeError("policy '" + name() + "' gave " +
+                             std::to_string(ws.report.weights.size()) + " weights for " +
+                             std::to_string(in.train.y.numel()) + " examples");
+        if (!ws.report.skipped)
+            ws.gradient =
+                weighted_gradient(in.model, in.train, ws.report.weights, loss_fn(), rng, &ws.loss);
+        return ws;
+    }
+
   protected:
     static StepReport<T> report(std::vector<T> weights, std::vector<T> raw, const Batch<T, B>& b) {
         StepReport<T> r;
         r.weights = std::move(weights);
         r.raw = std::move(raw);
-        detail::finish_report(r, b);
+        detail::summarise_report(r, b);
         return r;
     }
 };
@@ -278,7 +264,7 @@ class Uniform : public WeightingPolicy<Model> {
     using T = typename Model::value_type;
     [[nodiscard]] std::string name() const override { return "uniform"; }
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        detail::check_batch(in.train, "Uniform");
+        detail::check_batch(in.train, "Uniform", "training");
         auto w = detail::uniform_weights<T>(in.train.y.numel());
         return this->report(w, w, in.train);
     }
@@ -302,7 +288,7 @@ class Proportion : public WeightingPolicy<Model> {
     [[nodiscard]] const std::vector<index_t>& class_counts() const { return counts_; }
 
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        detail::check_batch(in.train, "Proportion");
+        detail::check_batch(in.train, "Proportion", "training");
         if (counts_.empty())
             throw ValueError(
                 "Proportion: no class counts (give them to the constructor, or call prepare())");
@@ -346,7 +332,7 @@ class Resample : public WeightingPolicy<Model> {
             .next();
     }
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        detail::check_batch(in.train, "Resample");
+        detail::check_batch(in.train, "Resample", "training");
         auto w = detail::uniform_weights<T>(in.train.y.numel());
         return this->report(w, w, in.train);
     }
@@ -387,7 +373,7 @@ class HardMining : public WeightingPolicy<Model> {
     }
 
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        detail::check_batch(in.train, "HardMining");
+        detail::check_batch(in.train, "HardMining", "training");
         if (majority_ < 0)
             throw ValueError("HardMining: no majority class (give it, or call prepare())");
         const auto f = per_example_losses(in.model, in.train, loss_);
@@ -434,7 +420,7 @@ class RandomWeights : public WeightingPolicy<Model> {
 
     [[nodiscard]] std::string name() const override { return "random"; }
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        detail::check_batch(in.train, "RandomWeights");
+        detail::check_batch(in.train, "RandomWeights", "training");
         Rng rng(detail::stream_seed(seed_, 0x7a4d, in.step));
         const auto n = static_cast<std::size_t>(in.train.y.numel());
         std::vector<T> z(n), w(n);
@@ -478,7 +464,7 @@ class Reed : public WeightingPolicy<Model> {
         return reed_loss(o, y, kind_, beta_);
     }
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        detail::check_batch(in.train, "Reed");
+        detail::check_batch(in.train, "Reed", "training");
         auto w = detail::uniform_weights<T>(in.train.y.numel());
         return this->report(w, w, in.train);
     }
@@ -509,21 +495,30 @@ class L2RW : public WeightingPolicy<Model> {
     }
 
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        if (!in.validation) throw ValueError("L2RW: no clean validation batch was given");
         OnlineReweighter<Model> rw(in.model, opt_, loss_);
-        Lookahead<T, B> la;
-        if (opt_.lookahead == LookaheadRule::sgd) {
-            la = Lookahead<T, B>::sgd(static_cast<T>(in.lr));
-        } else {
-            if (!in.optimizer_lookahead)
-                throw ValueError(
-                    "L2RW: LookaheadRule::optimizer, but the optimizer offers no lookahead");
-            la = in.optimizer_lookahead();
-        }
-        return rw.weights(in.train, *in.validation, la);
+        return rw.weights(in.train, validation(in), lookahead(in));
+    }
+    /// OnlineReweighter::weigh_step: with fused_step (the default) the weights and the
+    /// step's gradient from one training forward.
+    WeightedStep<T, B> weigh_step(const PolicyInput<Model>& in, Rng* rng) override {
+        OnlineReweighter<Model> rw(in.model, opt_, loss_);
+        return rw.weigh_step(in.train, validation(in), lookahead(in), rng);
     }
 
   private:
+    static const Batch<T, B>& validation(const PolicyInput<Model>& in) {
+        if (!in.validation) throw ValueError("L2RW: no clean validation batch was given");
+        return *in.validation;
+    }
+    Lookahead<T, B> lookahead(const PolicyInput<Model>& in) const {
+        if (opt_.lookahead == LookaheadRule::sgd)
+            return Lookahead<T, B>::sgd(static_cast<T>(in.lr));
+        if (!in.optimizer_lookahead)
+            throw ValueError(
+                "L2RW: LookaheadRule::optimizer, but the optimizer offers no lookahead");
+        return in.optimizer_lookahead();
+    }
+
     ReweightOptions opt_;
     LossFn<T, B> loss_;
 };

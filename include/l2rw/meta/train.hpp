@@ -13,8 +13,9 @@
 //      training set (data::Batcher, whole batches only), then the augmentation hook on a copy;
 //   3. for a policy that uses it, the validation batch: the whole clean set when it holds no
 //      more than validation_batch_size examples, else the next batch of its own shuffle;
-//   4. the policy's weights w; unless the batch is skipped, the gradient of Σ_i w_i f_i(θ) in
-//      train mode (BatchNorm statistics updated, dropout on) and one optimizer step.
+//   4. the policy's weights w and, unless the batch is skipped, the gradient of Σ_i w_i f_i(θ)
+//      in train mode (BatchNorm statistics updated, dropout on), then one optimizer step
+//      (WeightingPolicy::weigh_step: the l2rw policy takes both from one training forward).
 // Every random draw (shuffles, augmentation, dropout, the policies' own) is seeded from
 // (seed, step), so a run resumed from a checkpoint continues bit for bit as the uninterrupted
 // run would have.
@@ -95,42 +96,8 @@ struct EvalResult {
 template <class T, Backend B>
 Batch<T, B> make_batch(const data::Dataset& ds, const std::vector<index_t>& rows) {
     auto b = data::to_batch<T, B>(ds, rows);
-    Batch<T, B> out{std::move(b.x), std::move(b.y), {}};
-    if (ds.has_noise()) out.noisy = std::move(b.noisy);
-    return out;
-}
-
-/// Gradients (named_parameters order) of Σ_i w_i f_i(θ), f = `loss`, in train mode: BatchNorm
-/// running statistics are updated and dropout draws its masks from `rng`. The loss value goes
-/// to *loss_out when given.
-template <class Model>
-std::vector<Tensor<typename Model::value_type, typename Model::backend>> weighted_gradient(
-    Model& model, const Batch<typename Model::value_type, typename Model::backend>& b,
-    const std::vector<typename Model::value_type>& w,
-    const LossFn<typename Model::value_type, typename Model::backend>& loss, Rng* rng = nullptr,
-    double* loss_out = nullptr) {
-    using T = typename Model::value_type;
-    using B = typename Model::backend;
-    if (static_cast<index_t>(w.size()) != b.y.numel())
-        throw ShapeError("weighted_gradient: " + std::to_string(w.size()) + " weights for " +
-                         std::to_string(b.y.numel()) + " examples");
-    Tape<T, B> tape;
-    auto bind = nn::ParamBinding<T, B>::leaves(model, tape);
-    nn::Context<T, B> ctx{nn::Mode::train, &bind, rng};
-    auto f = loss(model.forward(Var<T, B>(b.x), ctx), b.y);
-    if (f.rank() != 1 || f.numel() != b.y.numel())
-        throw ShapeError("weighted_gradient: the loss has shape " + f.shape().str() +
-                         ", want one value per example [" + std::to_string(b.y.numel()) + "]");
-    auto L = nn::weighted_sum(f, Var<T, B>(Tensor<T, B>::from_host(Shape{b.y.numel()}, w)));
-    const double lv = static_cast<double>(L.item());
-    if (loss_out) *loss_out = lv;
-    if (!std::isfinite(lv))
-        throw NumericError("the training loss is not finite (" + std::to_string(lv) + ")");
-    auto g = grad(L, bind.vars(), GradOptions{.allow_unused = true});
-    std::vector<Tensor<T, B>> out;
-    out.reserve(g.size());
-    for (auto& v : g) out.push_back(v.value());
-    return out;
+    if (!ds.has_noise()) b.noisy.clear();
+    return b;
 }
 
 /// Accuracy and mean loss of `model` on `ds` in eval mode (running statistics, no dropout),
@@ -273,15 +240,17 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         StepReport<T> report;
         double loss = 0;
         try {
-            report = policy.weigh(PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead});
+            Rng rng(detail::stream_seed(o.seed, detail::stream_dropout, s));
+            auto ws = policy.weigh_step(
+                PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead}, &rng);
+            report = std::move(ws.report);
+            loss = ws.loss;
             if (report.weights.size() != static_cast<std::size_t>(batch.y.numel()))
                 throw ShapeError("train: step " + std::to_string(s) + ": policy '" + policy.name() +
                                  "' gave " + std::to_string(report.weights.size()) +
                                  " weights for " + std::to_string(batch.y.numel()) + " examples");
             if (!report.skipped) {
-                Rng rng(detail::stream_seed(o.seed, detail::stream_dropout, s));
-                opt.step(params, weighted_gradient(model, batch, report.weights, policy.loss_fn(),
-                                                   &rng, &loss));
+                opt.step(params, ws.gradient);
             } else {
                 opt.set_step_count(opt.step_count() + 1);
                 ++sum.skipped;

@@ -7,8 +7,9 @@
 //     θ ← θ − (α / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
 //
 // m and v start at zero. Every step updates every parameter, so one step count t serves
-// them all. Adam's lookahead is not affine in the gradient (DESIGN.md): a reweighter needs
-// the general double-backward path with it. `direction` is still offered for inspection.
+// them all. The rule is written once (optim/rules.hpp): the kernel runs it per element, and
+// direction() on Vars runs it for a reweighter's lookahead, which is not affine in the
+// gradient (DESIGN.md): a reweighter needs the general strategy with it.
 #pragma once
 
 #include <array>
@@ -20,7 +21,10 @@
 #include <utility>
 #include <vector>
 
-#include "sgd.hpp"  // ParamList, GradList and the shared checks
+#include "../autodiff/ops.hpp"
+#include "../backend/kernels.hpp"
+#include "lists.hpp"
+#include "rules.hpp"
 
 namespace l2rw::optim {
 
@@ -38,16 +42,12 @@ struct AdamUpdate {
     T* v_out;
     T* d_out;
     T* p_out;
-    T beta1, beta2, eps, weight_decay;
-    T bias1, bias2_sqrt, step_size;  // 1 − β₁ᵗ, √(1 − β₂ᵗ), α / (1 − β₁ᵗ)
+    rule::Adam<T> rule;
+    T bias1, step_size;  // 1 − β₁ᵗ, α / (1 − β₁ᵗ)
     L2RW_HD void operator()(index_t i) const {
         const T pi = p[i];
-        T gi = g[i];
-        if (weight_decay != T(0)) gi = gi + weight_decay * pi;
-        const T mi = beta1 * m[i] + (T(1) - beta1) * gi;
-        const T vi = beta2 * v[i] + (T(1) - beta2) * gi * gi;
-        const T denom = std::sqrt(vi) / bias2_sqrt + eps;
-        const T q = mi / denom;
+        T mi = T(0), vi = T(0);
+        const T q = rule.direction(pi, g[i], m[i], v[i], &mi, &vi);
         if (m_out) m_out[i] = mi;
         if (v_out) v_out[i] = vi;
         if (d_out) d_out[i] = q / bias1;
@@ -145,6 +145,27 @@ class Adam {
         return out;
     }
 
+    /// The next step on Vars, by the same rule (the moments enter as constants, zero before
+    /// the first step), for a lookahead θ' = θ − step_size()·q recorded on the tape.
+    [[nodiscard]] std::vector<Var<T, B>> direction(const std::vector<Var<T, B>>& params,
+                                                   const std::vector<Var<T, B>>& grads) const {
+        std::vector<tensor_type> pv;
+        for (const auto& p : params) pv.push_back(p.value());
+        check(ParamList<T, B>(pv), GradList<T, B>(grads), "Adam::direction");
+        const auto r = make_kernel(step_ + 1).rule;
+        std::vector<Var<T, B>> out;
+        for (std::size_t i = 0; i < params.size(); ++i) {
+            const bool has = i < m_.size() && m_[i] && v_[i];
+            const Var<T, B> m(has ? *m_[i] : tensor_type::zeros(pv[i].shape()));
+            const Var<T, B> v(has ? *v_[i] : tensor_type::zeros(pv[i].shape()));
+            out.push_back(r.direction(params[i], grads[i], m, v, static_cast<Var<T, B>*>(nullptr),
+                                      static_cast<Var<T, B>*>(nullptr)));
+        }
+        return out;
+    }
+    /// α / (1 − β₁ᵗ) of the next step: θ ← θ − step_size()·q, q as direction() on Vars.
+    [[nodiscard]] T step_size() const { return make_kernel(step_ + 1).step_size; }
+
     // ---- visible state -----------------------------------------------------------------------
 
     [[nodiscard]] std::int64_t step_count() const { return step_; }
@@ -220,12 +241,9 @@ class Adam {
         const double bc1 = 1.0 - std::pow(opt_.beta1, static_cast<double>(t));
         const double bc2 = 1.0 - std::pow(opt_.beta2, static_cast<double>(t));
         kernel::AdamUpdate<T> k{};
-        k.beta1 = static_cast<T>(opt_.beta1);
-        k.beta2 = static_cast<T>(opt_.beta2);
-        k.eps = static_cast<T>(opt_.eps);
-        k.weight_decay = static_cast<T>(opt_.weight_decay);
+        k.rule = {static_cast<T>(opt_.beta1), static_cast<T>(opt_.beta2), static_cast<T>(opt_.eps),
+                  static_cast<T>(opt_.weight_decay), static_cast<T>(std::sqrt(bc2))};
         k.bias1 = static_cast<T>(bc1);
-        k.bias2_sqrt = static_cast<T>(std::sqrt(bc2));
         k.step_size = static_cast<T>(opt_.lr / bc1);
         return k;
     }

@@ -13,8 +13,8 @@
 // in g with slope `direction_gradient_scale()` (1, (1 − τ), 1 + μ(1 − τ) or 1 + μ),
 // which is what the affine-lookahead identity of DESIGN.md needs.
 //
-// This header also holds what every optimizer shares: ParamList (parameter Tensors, named
-// or not) and GradList (gradients as Vars or Tensors).
+// The rule itself is written once, in optim/rules.hpp: the kernel runs it per element, and
+// direction() runs it on Vars for a reweighter's lookahead.
 #pragma once
 
 #include <array>
@@ -32,118 +32,18 @@
 #include "../backend/kernels.hpp"
 #include "../error.hpp"
 #include "../tensor.hpp"
+#include "lists.hpp"
+#include "rules.hpp"
 
 namespace l2rw::optim {
-
-// ---- parameter and gradient lists ------------------------------------------------------------
-
-/// The parameters an optimizer updates, in a fixed order: from nn::named_parameters(model)
-/// (names kept) or from plain Tensors (named by position). The Tensors are shallow copies
-/// sharing the parameters' buffers, so writing through them updates the parameters in place.
-template <class T, Backend B>
-class ParamList {
-  public:
-    ParamList() = default;
-    /// From nn::named_parameters(model).
-    ParamList(const std::vector<std::pair<std::string, Tensor<T, B>*>>&
-                  named) {  // NOLINT: implicit by design
-        for (const auto& [n, t] : named) {
-            if (!t) throw ValueError("optimizer: parameter '" + n + "' is a null pointer");
-            names_.push_back(n);
-            tensors_.push_back(*t);
-        }
-    }
-    /// From Tensors (they share their buffers with the parameters).
-    ParamList(const std::vector<Tensor<T, B>>& tensors)
-        : tensors_(tensors) {  // NOLINT: implicit by design
-        for (std::size_t i = 0; i < tensors_.size(); ++i) names_.push_back(std::to_string(i));
-    }
-
-    [[nodiscard]] std::size_t size() const { return tensors_.size(); }
-    [[nodiscard]] const std::string& name(std::size_t i) const { return names_[i]; }
-    [[nodiscard]] const std::vector<std::string>& names() const { return names_; }
-    [[nodiscard]] Tensor<T, B>& operator[](std::size_t i) { return tensors_[i]; }
-    [[nodiscard]] const Tensor<T, B>& operator[](std::size_t i) const { return tensors_[i]; }
-
-  private:
-    std::vector<std::string> names_;
-    std::vector<Tensor<T, B>> tensors_;
-};
-
-/// Gradients, one per parameter in the same order: Vars (as grad() returns them) or Tensors.
-template <class T, Backend B>
-class GradList {
-  public:
-    GradList() = default;
-    GradList(const std::vector<Var<T, B>>& vars) {  // NOLINT: implicit by design
-        for (const auto& v : vars) {
-            defined_.push_back(v.defined());
-            tensors_.push_back(v.value());
-        }
-    }
-    GradList(const std::vector<Tensor<T, B>>& tensors)  // NOLINT: implicit by design
-        : tensors_(tensors), defined_(tensors.size(), true) {}
-
-    [[nodiscard]] std::size_t size() const { return tensors_.size(); }
-    [[nodiscard]] bool defined(std::size_t i) const { return defined_[i]; }
-    [[nodiscard]] const Tensor<T, B>& operator[](std::size_t i) const { return tensors_[i]; }
-
-  private:
-    std::vector<Tensor<T, B>> tensors_;
-    std::vector<bool> defined_;
-};
-
-namespace detail {
-
-/// Throws unless `v` is finite and >= 0.
-inline void require_nonnegative(const char* opt, const char* what, double v) {
-    if (!std::isfinite(v) || v < 0)
-        throw ValueError(std::string(opt) + ": " + what + " must be finite and >= 0, got " +
-                         std::to_string(v));
-}
-
-/// The checks every optimizer runs before it changes anything: as many gradients as
-/// parameters, as many as the state was built for, and one shape per parameter.
-template <class T, Backend B>
-void check_lists(const char* op, const ParamList<T, B>& params, const GradList<T, B>& grads,
-                 std::size_t bound) {
-    if (grads.size() != params.size())
-        throw ShapeError(std::string(op) + ": " + std::to_string(grads.size()) + " gradients for " +
-                         std::to_string(params.size()) + " parameters");
-    if (bound != 0 && params.size() != bound)
-        throw ShapeError(std::string(op) + ": " + std::to_string(params.size()) +
-                         " parameters, but the optimizer state was built for " +
-                         std::to_string(bound));
-    for (std::size_t i = 0; i < params.size(); ++i) {
-        if (!grads.defined(i))
-            throw ValueError(std::string(op) + ": the gradient of parameter '" + params.name(i) +
-                             "' is undefined");
-        if (!(grads[i].shape() == params[i].shape()))
-            throw ShapeError(std::string(op) + ": parameter '" + params.name(i) + "' has shape " +
-                             params[i].shape().str() + " but its gradient has shape " +
-                             grads[i].shape().str());
-    }
-}
-
-/// Throws unless the state tensor `s` of parameter i (if any) has the parameter's shape.
-template <class T, Backend B>
-void check_state_shape(const char* op, const char* slot, const ParamList<T, B>& params,
-                       std::size_t i, const std::optional<Tensor<T, B>>& s) {
-    if (s && !(s->shape() == params[i].shape()))
-        throw ShapeError(std::string(op) + ": parameter '" + params.name(i) + "' has shape " +
-                         params[i].shape().str() + " but its " + slot + " has shape " +
-                         s->shape().str());
-}
-
-}  // namespace detail
 
 // ---- the kernel --------------------------------------------------------------------------------
 
 namespace kernel {
 
-/// One SGD update of element i. Reads θ, g and (unless null) the old buffer b; writes the
-/// new buffer to b_out, the direction to d_out and θ − lr·d to p_out (each unless null).
-/// In-place use (b_out == b, p_out == p) is fine: every read happens before the writes.
+/// One SGD update of element i by rule::Sgd. Reads θ, g and (unless null) the old buffer b;
+/// writes the new buffer to b_out, the direction to d_out and θ − lr·d to p_out (each unless
+/// null). In-place use (b_out == b, p_out == p) is fine: every read happens before the writes.
 template <class T>
 struct SgdUpdate {
     const T* p;
@@ -152,18 +52,14 @@ struct SgdUpdate {
     T* b_out;
     T* d_out;
     T* p_out;
-    T lr, momentum, dampening, weight_decay;
-    bool use_momentum, nesterov;
+    T lr;
+    rule::Sgd<T> rule;
     L2RW_HD void operator()(index_t i) const {
         const T pi = p[i];
-        T gi = g[i];
-        if (weight_decay != T(0)) gi = gi + weight_decay * pi;
-        T d = gi;
-        if (use_momentum) {
-            const T bn = b ? momentum * b[i] + (T(1) - dampening) * gi : gi;
-            if (b_out) b_out[i] = bn;
-            d = nesterov ? gi + momentum * bn : bn;
-        }
+        const T bi = b ? b[i] : T(0);
+        T bn = T(0);
+        const T d = rule.direction(pi, g[i], b ? &bi : nullptr, &bn);
+        if (b_out) b_out[i] = bn;
         if (d_out) d_out[i] = d;
         if (p_out) p_out[i] = pi - lr * d;
     }
@@ -259,39 +155,33 @@ class SGD {
         return out;
     }
 
-    /// The same direction written with differentiable Var ops (the momentum buffers enter
-    /// as constants), for a lookahead θ' = θ − lr·d recorded on the tape.
+    /// The same direction on Vars, by the same rule (the momentum buffers enter as
+    /// constants), for a lookahead θ' = θ − lr·d recorded on the tape.
     [[nodiscard]] std::vector<var_type> direction(const std::vector<var_type>& params,
                                                   const std::vector<var_type>& grads) const {
         std::vector<tensor_type> pv;
         for (const auto& p : params) pv.push_back(p.value());
-        ParamList<T, B> pl(pv);
-        check(pl, GradList<T, B>(grads), "SGD::direction");
-        const T mu = static_cast<T>(opt_.momentum), wd = static_cast<T>(opt_.weight_decay);
+        check(ParamList<T, B>(pv), GradList<T, B>(grads), "SGD::direction");
+        const auto r = make_rule();
         std::vector<var_type> out;
         out.reserve(params.size());
         for (std::size_t i = 0; i < params.size(); ++i) {
-            var_type g = grads[i];
-            if (wd != T(0)) g = g + params[i] * wd;
-            var_type d = g;
-            if (opt_.momentum != 0) {
-                const bool has = i < buffers_.size() && buffers_[i].has_value();
-                const var_type bn =
-                    has ? var_type(*buffers_[i]) * mu + g * (T(1) - static_cast<T>(opt_.dampening))
-                        : g;
-                d = opt_.nesterov ? g + bn * mu : bn;
-            }
-            out.push_back(d);
+            const bool has = i < buffers_.size() && buffers_[i].has_value();
+            const var_type b = has ? var_type(*buffers_[i]) : var_type();
+            out.push_back(r.direction(params[i], grads[i], has ? &b : nullptr,
+                                      static_cast<var_type*>(nullptr)));
         }
         return out;
     }
 
-    /// ∂d/∂g for parameter i at the next step: d is affine in the gradient with this slope.
+    /// ∂d/∂g for parameter i at the next step: d is affine in the gradient, and this is its
+    /// slope, read off the rule itself (d(1) − d(0) at θ = 0 and a zero buffer).
     [[nodiscard]] double direction_gradient_scale(std::size_t i = 0) const {
-        if (opt_.momentum == 0) return 1.0;
         const bool has = i < buffers_.size() && buffers_[i].has_value();
-        const double slope_b = has ? 1.0 - opt_.dampening : 1.0;
-        return opt_.nesterov ? 1.0 + opt_.momentum * slope_b : slope_b;
+        const auto r = make_rule();
+        const double zero = 0, one = 1;
+        return r.template direction<double>(zero, one, has ? &zero : nullptr, nullptr) -
+               r.template direction<double>(zero, zero, has ? &zero : nullptr, nullptr);
     }
 
     // ---- visible state -----------------------------------------------------------------------
@@ -350,20 +240,13 @@ class SGD {
     }
 
   private:
+    rule::Sgd<T> make_rule() const {
+        return {static_cast<T>(opt_.momentum), static_cast<T>(opt_.dampening),
+                static_cast<T>(opt_.weight_decay), opt_.nesterov};
+    }
     kernel::SgdUpdate<T> make_kernel(const T* p, const T* g, const T* b, T* bout, T* d,
                                      T* pout) const {
-        return kernel::SgdUpdate<T>{p,
-                                    g,
-                                    b,
-                                    bout,
-                                    d,
-                                    pout,
-                                    static_cast<T>(opt_.lr),
-                                    static_cast<T>(opt_.momentum),
-                                    static_cast<T>(opt_.dampening),
-                                    static_cast<T>(opt_.weight_decay),
-                                    opt_.momentum != 0,
-                                    opt_.nesterov};
+        return kernel::SgdUpdate<T>{p, g, b, bout, d, pout, static_cast<T>(opt_.lr), make_rule()};
     }
     void check(const ParamList<T, B>& params, const GradList<T, B>& grads, const char* op) const {
         detail::check_lists(op, params, grads, buffers_.size());

@@ -1,0 +1,157 @@
+// l2rw/meta/weighting.hpp — what every way of weighting a batch shares (OnlineReweighter,
+// the policies of policies.hpp, meta::train): the per-example loss, the step's report and
+// how it is finished, and the gradient of the weighted loss Σ_i w_i f_i(θ).
+#pragma once
+
+#include <cmath>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "../autodiff/grad.hpp"
+#include "../nn/loss.hpp"
+#include "../nn/module.hpp"
+#include "batch.hpp"
+
+namespace l2rw::meta {
+
+/// How OnlineReweighter computes the meta-gradient u (reweighter.hpp).
+enum class Strategy { automatic, general, exact, double_backward };
+
+inline const char* to_string(Strategy s) {
+    switch (s) {
+        case Strategy::automatic:
+            return "automatic";
+        case Strategy::general:
+            return "general";
+        case Strategy::exact:
+            return "exact";
+        case Strategy::double_backward:
+            return "double_backward";
+    }
+    return "?";
+}
+
+template <class T, Backend B>
+using LossFn = std::function<Var<T, B>(const Var<T, B>& outputs, const IndexTensor<B>& labels)>;
+
+/// Per-example loss matching the head: binary cross-entropy for one output, else softmax CE.
+template <class T, Backend B>
+Var<T, B> default_loss(const Var<T, B>& out, const IndexTensor<B>& y) {
+    if (out.rank() == 2 && out.dim(1) == 1)
+        return nn::binary_cross_entropy(out, y, nn::Reduction::none);
+    return nn::cross_entropy(out, y, nn::Reduction::none);
+}
+
+template <class T>
+struct StepReport {
+    std::vector<T> weights;      // w
+    std::vector<T> raw;          // u (before clipping and normalisation)
+    index_t zero_count = 0;      // examples with w == 0
+    double validation_loss = 0;  // L_v at θ'₀ (exact) or θ' (general), ε = 0
+    bool skipped = false;        // all weights zero: the batch gives no step
+    Strategy strategy = Strategy::general;
+    std::optional<double> noisy_mass;  // Σ w over flagged-noisy examples / Σ w
+};
+
+/// A step's weights and the gradient of Σ_i w_i f_i(θ) to take it with.
+template <class T, Backend B>
+struct WeightedStep {
+    StepReport<T> report;
+    std::vector<Tensor<T, B>> gradient;  // named_parameters order; empty when skipped
+    double loss = 0;                     // Σ_i w_i f_i(θ) (0 when skipped)
+};
+
+namespace detail {
+
+/// zero_count, skipped (Σw = 0: the batch gives no step; summed in double) and the weight
+/// mass on examples flagged noisy, of a report whose weights are set.
+template <class T, Backend B>
+void summarise_report(StepReport<T>& r, const Batch<T, B>& b) {
+    double total = 0;
+    r.zero_count = 0;
+    for (T w : r.weights) {
+        total += static_cast<double>(w);
+        r.zero_count += w == T(0);
+    }
+    r.skipped = !(total > 0);
+    r.noisy_mass.reset();
+    if (!b.noisy.empty()) {
+        double noisy = 0;
+        for (std::size_t i = 0; i < r.weights.size(); ++i)
+            if (b.noisy[i]) noisy += static_cast<double>(r.weights[i]);
+        r.noisy_mass = total > 0 ? noisy / total : 0.0;
+    }
+}
+
+/// Finishes a report from its raw values u: w̃ = max(u, 0) and, with `normalize`, w = w̃/Σw̃
+/// (Eq. 9; all zero when Σw̃ is 0, summed in double), then summarise_report. Throws
+/// NumericError, naming `who` and the example, for a non-finite u.
+template <class T, Backend B>
+void finish_report(StepReport<T>& r, const Batch<T, B>& b, bool normalize, const std::string& who) {
+    r.weights.resize(r.raw.size());
+    double total = 0;
+    for (std::size_t i = 0; i < r.raw.size(); ++i) {
+        const T u = r.raw[i];
+        if (!std::isfinite(static_cast<double>(u)))
+            throw NumericError(who + ": the meta-gradient (raw weight) of example " +
+                               std::to_string(i) + " is not finite (" +
+                               std::to_string(static_cast<double>(u)) + ")");
+        r.weights[i] = u > T(0) ? u : T(0);
+        total += static_cast<double>(r.weights[i]);
+    }
+    if (normalize)
+        for (auto& w : r.weights)
+            w = total > 0 ? static_cast<T>(static_cast<double>(w) / total) : T(0);
+    summarise_report(r, b);
+}
+
+/// f = loss(model(b.x)), checked to hold one value per example.
+template <class Model>
+Var<typename Model::value_type, typename Model::backend> per_example(
+    Model& model, const Batch<typename Model::value_type, typename Model::backend>& b,
+    const LossFn<typename Model::value_type, typename Model::backend>& loss,
+    const nn::Context<typename Model::value_type, typename Model::backend>& ctx,
+    const std::string& who) {
+    auto f = loss(model.forward(Var<typename Model::value_type, typename Model::backend>(b.x), ctx),
+                  b.y);
+    if (f.rank() != 1 || f.numel() != b.y.numel())
+        throw ShapeError(who + ": the loss has shape " + f.shape().str() +
+                         ", want one value per example [" + std::to_string(b.y.numel()) + "]");
+    return f;
+}
+
+}  // namespace detail
+
+/// Gradients (named_parameters order) of Σ_i w_i f_i(θ), f = `loss`, in train mode: BatchNorm
+/// running statistics are updated and dropout draws its masks from `rng`. The loss value goes
+/// to *loss_out when given; a non-finite one is a NumericError.
+template <class Model>
+std::vector<Tensor<typename Model::value_type, typename Model::backend>> weighted_gradient(
+    Model& model, const Batch<typename Model::value_type, typename Model::backend>& b,
+    const std::vector<typename Model::value_type>& w,
+    const LossFn<typename Model::value_type, typename Model::backend>& loss, Rng* rng = nullptr,
+    double* loss_out = nullptr) {
+    using T = typename Model::value_type;
+    using B = typename Model::backend;
+    if (static_cast<index_t>(w.size()) != b.y.numel())
+        throw ShapeError("weighted_gradient: " + std::to_string(w.size()) + " weights for " +
+                         std::to_string(b.y.numel()) + " examples");
+    Tape<T, B> tape;
+    auto bind = nn::ParamBinding<T, B>::leaves(model, tape);
+    nn::Context<T, B> ctx{nn::Mode::train, &bind, rng};
+    auto f = detail::per_example(model, b, loss, ctx, "weighted_gradient");
+    auto L = nn::weighted_sum(f, Var<T, B>(Tensor<T, B>::from_host(Shape{b.y.numel()}, w)));
+    const double lv = static_cast<double>(L.item());
+    if (loss_out) *loss_out = lv;
+    if (!std::isfinite(lv))
+        throw NumericError("the training loss is not finite (" + std::to_string(lv) + ")");
+    auto g = grad(L, bind.vars(), GradOptions{.allow_unused = true});
+    std::vector<Tensor<T, B>> out;
+    out.reserve(g.size());
+    for (auto& v : g) out.push_back(v.value());
+    return out;
+}
+
+}  // namespace l2rw::meta
