@@ -124,6 +124,49 @@ struct Im2colImage {
     }
 };
 
+/// The direct convolution of one output plane (n, o) per call:
+/// y[n, o] = bias[o] + Σ_{c,i,j} w[o, c, i, j]·x[n, c, oh·s − p + i, ow·s − p + j], summed in
+/// (c, i, j) order. For small C·KH·KW (a first layer on 1 or 3 channels) it replaces the
+/// unfolding, which would cost more than the multiply-adds it feeds.
+template <class T>
+struct Conv2dDirect {
+    const T* x;
+    const T* w;
+    const T* bias;  // may be null
+    T* y;
+    index_t O;
+    Window2d g;
+    L2RW_HD index_t cost() const { return g.kk() * g.oh * g.ow; }
+    L2RW_HD void operator()(index_t no) const {
+        const index_t H = g.h, W = g.w, C = g.c, OH = g.oh, OW = g.ow, s = g.stride, p = g.pad,
+                      KH = g.kh, KW = g.kw, n = no / O, o = no % O;
+        const T* __restrict__ xn = x + n * C * H * W;
+        const T* __restrict__ wo = w + o * C * KH * KW;
+        T* __restrict__ yp = y + no * OH * OW;
+        const T b = bias ? bias[o] : T(0);
+        for (index_t oh = 0; oh < OH; ++oh) {
+            T* __restrict__ yr = yp + oh * OW;
+            for (index_t ow = 0; ow < OW; ++ow) yr[ow] = b;
+            for (index_t c = 0; c < C; ++c)
+                for (index_t i = 0; i < KH; ++i) {
+                    const index_t h = oh * s - p + i;
+                    if (h < 0 || h >= H) continue;
+                    const T* xr = xn + (c * H + h) * W;
+                    for (index_t j = 0; j < KW; ++j) {
+                        const T wv = wo[(c * KH + i) * KW + j];
+                        index_t lo, hi;
+                        valid_span(OW, W, s, p, j, lo, hi);
+                        const T* __restrict__ xs = xr - p + j;
+                        if (s == 1)
+                            for (index_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xs[ow];
+                        else
+                            for (index_t ow = lo; ow < hi; ++ow) yr[ow] += wv * xs[ow * s];
+                    }
+                }
+        }
+    }
+};
+
 /// The adjoint of Im2colImage over the same output rows [oh0, oh1): adds to x[c, :, :] of
 /// one image (zeroed by the caller before the first block) the cols entries that read it;
 /// one call per channel plane, which it owns (no write conflicts, no atomics).
@@ -194,26 +237,35 @@ struct MaxPoolArgmax {
     Window2d g;
     L2RW_HD index_t cost() const { return g.oh * g.ow * g.kh * g.kw; }
     L2RW_HD void operator()(index_t nc) const {
-        index_t* a = arg + nc * g.oh * g.ow;
-        for (index_t oh = 0; oh < g.oh; ++oh)
-            for (index_t ow = 0; ow < g.ow; ++ow) {
-                index_t best = -1;
-                T bv = T(0);
-                for (index_t i = 0; i < g.kh; ++i) {
-                    const index_t h = oh * g.stride - g.pad + i;
-                    if (h < 0 || h >= g.h) continue;
-                    for (index_t j = 0; j < g.kw; ++j) {
-                        const index_t w = ow * g.stride - g.pad + j;
-                        if (w < 0 || w >= g.w) continue;
-                        const index_t idx = (nc * g.h + h) * g.w + w;
-                        if (best < 0 || x[idx] > bv) {
-                            best = idx;
-                            bv = x[idx];
-                        }
-                    }
+        // Locals, not members (the stores through `a` must not make the compiler reload g),
+        // the window clipped to the plane once, and a select instead of a branch on the data.
+        const index_t H = g.h, W = g.w, OH = g.oh, OW = g.ow, KH = g.kh, KW = g.kw, s = g.stride,
+                      p = g.pad, base = nc * H * W;
+        const T* __restrict__ plane = x + base;
+        index_t* __restrict__ a = arg + nc * OH * OW;
+        for (index_t oh = 0; oh < OH; ++oh) {
+            const index_t h0 = oh * s - p, hlo = h0 < 0 ? 0 : h0, hhi = h0 + KH > H ? H : h0 + KH;
+            for (index_t ow = 0; ow < OW; ++ow) {
+                const index_t w0 = ow * s - p, wlo = w0 < 0 ? 0 : w0,
+                              whi = w0 + KW > W ? W : w0 + KW;
+                if (hlo >= hhi || wlo >= whi) {
+                    a[oh * OW + ow] = -1;
+                    continue;
                 }
-                a[oh * g.ow + ow] = best;
+                // The first maximum in row-major order wins (strict >), as before.
+                index_t best = hlo * W + wlo;
+                T bv = plane[best];
+                for (index_t h = hlo; h < hhi; ++h)
+                    for (index_t w = wlo; w < whi; ++w) {
+                        const index_t idx = h * W + w;
+                        const T v = plane[idx];
+                        const bool better = v > bv;
+                        best = better ? idx : best;
+                        bv = better ? v : bv;
+                    }
+                a[oh * OW + ow] = base + best;
             }
+        }
     }
 };
 
