@@ -3,6 +3,7 @@
 // noisy and imbalanced problems.
 #include <cmath>
 #include <l2rw/meta.hpp>
+#include <limits>
 #include <numeric>
 
 #include "testing.hpp"
@@ -212,6 +213,39 @@ TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skip
         CHECK(r3.weights[i] == std::max(r3.raw[i], 0.0));
 }
 
+// Issue 11, item 8: the normaliser Σ max(u, 0) was summed in float, so at a huge learning
+// rate it overflowed to inf, every weight became w/inf = 0, and the step was still reported
+// as not skipped. It is summed in double now (meta/weighting.hpp, finish_report).
+// broken: the sum taken in T again -> every weight 0 (weights[0] 0 instead of 1/64, "the
+//   weights sum to 1": 0, zero_count 64) and the batch reported skipped.
+TEST_CASE("meta: the weight normaliser does not overflow in float at a huge learning rate") {
+    using Tf = Tensor<float, Cpu>;
+    auto m = nn::mlp<float, Cpu>({6, 8, 3}, 2);
+    // 64 copies of one example, validated against itself: 64 equal, positive raw weights.
+    const auto x1 = Tf::randn({1, 6}, 3).to_host();
+    std::vector<float> xs;
+    for (int k = 0; k < 64; ++k) xs.insert(xs.end(), x1.begin(), x1.end());
+    const meta::Batch<float, Cpu> tr{
+        Tf::from_host({64, 6}, xs), IndexTensor<Cpu>::from_host({64}, std::vector<index_t>(64, 0))};
+    const meta::Batch<float, Cpu> va{Tf::from_host({1, 6}, x1),
+                                     IndexTensor<Cpu>::from_host({1}, {0})};
+    meta::OnlineReweighter<nn::Sequential<float, Cpu>> rw(*m);
+    // Plain SGD: θ'₀ = θ at any rate, so u is linear in the rate.
+    const auto u1 =
+        rw.meta_gradient(tr, va, meta::Lookahead<float, Cpu>::sgd(1.0f), meta::Strategy::exact);
+    REQUIRE(u1[0] > 0);
+    const float lr = 1e37f / u1[0];
+    const auto r = rw.weights(tr, va, meta::Lookahead<float, Cpu>::sgd(lr));
+    REQUIRE(std::isfinite(r.raw[0]));
+    CHECK(64.0 * r.raw[0] > static_cast<double>(std::numeric_limits<float>::max()));
+    CHECK_FALSE(r.skipped);
+    CHECK_MESSAGE(std::accumulate(r.weights.begin(), r.weights.end(), 0.0) ==
+                      doctest::Approx(1.0).epsilon(1e-5),
+                  "the weights sum to 1");
+    CHECK(r.weights[0] == doctest::Approx(1.0 / 64).epsilon(1e-5));
+    CHECK(r.zero_count == 0);
+}
+
 TEST_CASE("meta: bad batches are rejected with messages that name them") {
     auto m = nn::mlp<double, Cpu>({6, 8, 3}, 1);
     meta::OnlineReweighter<nn::Sequential<double, Cpu>> rw(*m);
@@ -228,6 +262,16 @@ TEST_CASE("meta: bad batches are rejected with messages that name them") {
     tr.noisy = {true};
     testing::check_throws_mentioning<ShapeError>([&] { rw.weights(tr, va); }, {"noise flags"},
                                                  "flags");
+    // meta_gradient() runs the same checks (it returned an empty u for an empty batch).
+    // broken: meta_gradient without check_batches -> "empty batch: no exception thrown".
+    const meta::Batch<double, Cpu> empty{Tensor<double, Cpu>::zeros({0, 6}),
+                                         IndexTensor<Cpu>::from_host({0}, std::vector<index_t>{})};
+    testing::check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)rw.meta_gradient(empty, va, meta::Lookahead<double, Cpu>::sgd(0.1),
+                                   meta::Strategy::exact);
+        },
+        {"OnlineReweighter", "training", "N > 0"}, "empty batch");
 }
 
 namespace {
