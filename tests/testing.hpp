@@ -264,6 +264,28 @@ long double dot_host(const TensorD<B>& a, const TensorD<B>& b) {
     return s;
 }
 
+/// The inputs of f on `tape`: those selected by `wrt` as leaves (also listed in `diff`, with
+/// their directions `vs` as constants in `dirs` when given), the others as constants.
+template <Backend B>
+struct OnTape {
+    std::vector<VarD<B>> in, diff, dirs;
+};
+template <Backend B>
+OnTape<B> on_tape(Tape<double, B>& tape, const std::vector<TensorD<B>>& xs,
+                  const std::vector<bool>& wrt, const std::vector<TensorD<B>>* vs = nullptr) {
+    OnTape<B> r;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        if (wrt[i]) {
+            r.in.push_back(tape.leaf(xs[i]));
+            r.diff.push_back(r.in.back());
+            if (vs) r.dirs.emplace_back((*vs)[i]);
+        } else {
+            r.in.emplace_back(xs[i]);
+        }
+    }
+    return r;
+}
+
 /// The gradient of ⟨seed, f(xs)⟩ w.r.t. the inputs selected by `wrt`, on a fresh tape.
 template <Backend B>
 std::vector<std::vector<double>> first_gradient(const VarFn<B>& f,
@@ -271,16 +293,9 @@ std::vector<std::vector<double>> first_gradient(const VarFn<B>& f,
                                                 const std::vector<bool>& wrt,
                                                 const TensorD<B>& seed) {
     Tape<double, B> tape;
-    std::vector<VarD<B>> in, diff;
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-        if (wrt[i]) {
-            in.push_back(tape.leaf(xs[i]));
-            diff.push_back(in.back());
-        } else {
-            in.emplace_back(xs[i]);
-        }
-    }
-    auto out = f(in);
+    const auto t = on_tape<B>(tape, xs, wrt);
+    const auto& diff = t.diff;
+    auto out = f(t.in);
     auto g = vjp(out, diff, VarD<B>(seed), GradOptions{.allow_unused = true});
     std::vector<std::vector<double>> r;
     for (auto& gi : g) r.push_back(gi.to_host());
@@ -390,16 +405,8 @@ std::vector<std::vector<double>> forward_over_reverse(const VarFn<B>& f,
                                                       const std::vector<TensorD<B>>& vs,
                                                       const TensorD<B>& seed) {
     Tape<double, B> tape;
-    std::vector<VarD<B>> in, diff, tv;
-    for (std::size_t i = 0; i < xs.size(); ++i) {
-        if (wrt[i]) {
-            in.push_back(tape.leaf(xs[i]));
-            diff.push_back(in.back());
-            tv.emplace_back(vs[i]);
-        } else {
-            in.emplace_back(xs[i]);
-        }
-    }
+    const auto t = on_tape<B>(tape, xs, wrt, &vs);
+    const auto &in = t.in, &diff = t.diff, &tv = t.dirs;
     // Only the differentiated inputs carry tangents: jvp() over them, the rest bound in f.
     auto g = [&](const std::vector<VarD<B>>& d) {
         std::vector<VarD<B>> all;
@@ -491,16 +498,8 @@ void check_gradients_impl(const VarFn<B>& f, const std::vector<TensorD<B>>& inpu
     bool hv_on_tape = false;
     {
         Tape<double, B> tape;
-        std::vector<VarD<B>> in, diff, dv;
-        for (std::size_t i = 0; i < n; ++i) {
-            if (wrt[i]) {
-                in.push_back(tape.leaf(inputs[i]));
-                diff.push_back(in.back());
-                dv.emplace_back(vs[i]);
-            } else {
-                in.emplace_back(inputs[i]);
-            }
-        }
+        const auto t = detail::on_tape<B>(tape, inputs, wrt, &vs);
+        const auto &in = t.in, &diff = t.diff, &dv = t.dirs;
         auto out = f(in);
         auto g =
             vjp(out, diff, VarD<B>(seed), GradOptions{.create_graph = true, .allow_unused = true});

@@ -61,6 +61,24 @@ struct BatchNormForward {
     }
 };
 
+/// Σq and Σq·x̂ over channel ch (x̂ = (x − mu)·iv), summed in double: the two sums of the
+/// projection q − mean(q) − x̂·mean(q·x̂) that the backward (q = g) and the tangent (q = ẋ)
+/// both apply.
+template <class T>
+L2RW_HD inline void channel_sums(const T* x, const T* q, T mu, T iv, index_t n, index_t c,
+                                 index_t s, index_t ch, double& sq, double& sqx) {
+    sq = 0;
+    sqx = 0;
+    for (index_t i = 0; i < n; ++i) {
+        const T* p = x + (i * c + ch) * s;
+        const T* r = q + (i * c + ch) * s;
+        for (index_t k = 0; k < s; ++k) {
+            sq += static_cast<double>(r[k]);
+            sqx += static_cast<double>(r[k]) * static_cast<double>((p[k] - mu) * iv);
+        }
+    }
+}
+
 template <class T>
 struct BatchNormBackward {
     const T* x;
@@ -75,15 +93,8 @@ struct BatchNormBackward {
     L2RW_HD index_t cost() const { return 2 * n * s; }
     L2RW_HD void operator()(index_t ch) const {
         const T mu = mean[ch], iv = inv[ch];
-        double sg = 0, sgx = 0;
-        for (index_t i = 0; i < n; ++i) {
-            const T* p = x + (i * c + ch) * s;
-            const T* q = g + (i * c + ch) * s;
-            for (index_t k = 0; k < s; ++k) {
-                sg += static_cast<double>(q[k]);
-                sgx += static_cast<double>(q[k]) * static_cast<double>((p[k] - mu) * iv);
-            }
-        }
+        double sg, sgx;
+        channel_sums(x, g, mu, iv, n, c, s, ch, sg, sgx);
         if (gbeta) gbeta[ch] = static_cast<T>(sg);
         if (ggamma) ggamma[ch] = static_cast<T>(sgx);
         if (!gx) return;
@@ -113,16 +124,7 @@ struct BatchNormTangent {
     L2RW_HD void operator()(index_t ch) const {
         const T mu = mean[ch], iv = inv[ch];
         double st = 0, stx = 0;
-        if (tx) {
-            for (index_t i = 0; i < n; ++i) {
-                const T* p = x + (i * c + ch) * s;
-                const T* q = tx + (i * c + ch) * s;
-                for (index_t k = 0; k < s; ++k) {
-                    st += static_cast<double>(q[k]);
-                    stx += static_cast<double>(q[k]) * static_cast<double>((p[k] - mu) * iv);
-                }
-            }
-        }
+        if (tx) channel_sums(x, tx, mu, iv, n, c, s, ch, st, stx);
         const double m = static_cast<double>(n * s);
         const T a = gamma[ch] * iv, mt = static_cast<T>(st / m), mtx = static_cast<T>(stx / m);
         const T tg = tgamma ? tgamma[ch] : T(0), tb = tbeta ? tbeta[ch] : T(0);
