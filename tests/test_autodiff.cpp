@@ -1,11 +1,9 @@
 // tests/test_autodiff.cpp — the grad() API and the tape: seeds, errors, accumulation,
-// no-grad scopes, higher orders, long chains, threads, memory, and the meta-gradient
-// identity of DESIGN.md that the reweighting step rests on.
+// no-grad scopes, higher orders, long chains, and the meta-gradient identity of DESIGN.md
+// that the reweighting step rests on (threads, memory and in-place writes: test_tape.cpp).
 #include <chrono>
 #include <cmath>
-#include <exception>
 #include <span>
-#include <thread>
 #include <vector>
 
 #include "testing.hpp"
@@ -365,148 +363,6 @@ TEST_CASE("grad: a chain of 1,000,000 nodes, without recursion") {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     MESSAGE(n << "-node chain, record + grad: " << secs << " s");
-}
-
-// ---- threads -----------------------------------------------------------------------------------
-
-namespace {
-struct TrainResult {
-    std::vector<Vec> params;
-    Vec losses;
-};
-
-/// A few full-batch SGD steps of a tiny MLP; every step on its own Tape, built with the
-/// thread-local free leaf().
-template <Backend B>
-TrainResult train_tiny(std::uint64_t seed, int steps) {
-    auto p = mlp_init<double, B>(3, 6, 3, seed);
-    const auto x = TensorD<B>::randn(Shape{10, 3}, seed + 10);
-    const auto y = random_labels<B>(10, 3, seed + 11);
-    TrainResult r;
-    for (int s = 0; s < steps; ++s) {
-        Tape<double, B> tape;
-        std::vector<VarD<B>> v;
-        for (auto& t : p) v.push_back(leaf(t));
-        auto loss = mean(mlp_losses(v, VarD<B>(x), y));
-        auto g = grad(loss, v);
-        r.losses.push_back(loss.item());
-        NoGradGuard off;
-        for (std::size_t i = 0; i < p.size(); ++i) p[i].assign((v[i] - g[i] * 0.5).value());
-    }
-    for (auto& t : p) r.params.push_back(t.to_host());
-    return r;
-}
-}  // namespace
-
-TEST_CASE_TEMPLATE("tape: two threads train on their own tapes at once", B, L2RW_BACKENDS) {
-    constexpr int steps = 40;
-    const auto seq1 = train_tiny<B>(101, steps), seq2 = train_tiny<B>(202, steps);
-    CHECK(seq1.losses.back() < 0.8 * seq1.losses.front());
-    CHECK(seq2.losses.back() < 0.8 * seq2.losses.front());
-    CHECK(seq1.losses != seq2.losses);
-
-    TrainResult par1, par2;
-    std::exception_ptr e1, e2;
-    bool leaf_threw = false;
-    {
-        // The main thread's tape is not the other threads' tape.
-        Tape<double, B> main_tape;
-        std::thread t1([&] {
-            try {
-                par1 = train_tiny<B>(101, steps);
-            } catch (...) {
-                e1 = std::current_exception();
-            }
-        });
-        std::thread t2([&] {
-            try {
-                par2 = train_tiny<B>(202, steps);
-            } catch (...) {
-                e2 = std::current_exception();
-            }
-        });
-        std::thread t3([&] {
-            try {
-                (void)leaf(TensorD<B>::ones(Shape{1}));
-            } catch (const TapeError&) {
-                leaf_threw = true;
-            }
-        });
-        t1.join();
-        t2.join();
-        t3.join();
-        CHECK(main_tape.is_current());
-        CHECK(main_tape.size() == 0);
-    }
-    CHECK(leaf_threw);
-    REQUIRE_FALSE(e1);
-    REQUIRE_FALSE(e2);
-    REQUIRE(par1.params.size() == seq1.params.size());
-    check_close(par1.losses, seq1.losses, 1e-13, 0, "thread 1 losses vs sequential");
-    check_close(par2.losses, seq2.losses, 1e-13, 0, "thread 2 losses vs sequential");
-    for (std::size_t i = 0; i < seq1.params.size(); ++i) {
-        check_close(par1.params[i], seq1.params[i], 1e-13, 0,
-                    "thread 1 parameter " + std::to_string(i));
-        check_close(par2.params[i], seq2.params[i], 1e-13, 0,
-                    "thread 2 parameter " + std::to_string(i));
-    }
-}
-
-// ---- memory ------------------------------------------------------------------------------------
-
-TEST_CASE("tape: memory is released every step (10,000 MLP steps, flat RSS)") {
-    using B = Cpu;
-#if L2RW_TEST_ASAN
-    constexpr int steps =
-        1'500;  // ASan: allocations are slow and its quarantine holds freed memory
-    constexpr int probe = 500;
-#else
-    constexpr int steps = 10'000;
-    constexpr int probe = 1'000;
-#endif
-    auto p = mlp_init<double, B>(8, 16, 4, 7);
-    const auto x = TensorD<B>::randn(Shape{32, 8}, 8);
-    const auto y = random_labels<B>(32, 4, 9);
-    std::size_t nodes_first = 0, nodes_bad = 0, rss_probe = 0;
-    double first_loss = 0, last_loss = 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int s = 1; s <= steps; ++s) {
-        Tape<double, B> tape;
-        auto v = leaves<B>(tape, p);
-        auto loss = mean(mlp_losses(v, VarD<B>(x), y));
-        auto g = grad(loss, v);
-        // SGD in place through data(): the parameter buffers are updated, never reallocated.
-        for (std::size_t i = 0; i < p.size(); ++i) {
-            double* w = p[i].data();
-            const auto gh = g[i].to_host();
-            for (std::size_t j = 0; j < gh.size(); ++j) w[j] -= 0.2 * gh[j];
-        }
-        if (s == 1) {
-            nodes_first = tape.size();
-            first_loss = loss.item();
-        } else if (tape.size() != nodes_first) {
-            ++nodes_bad;
-        }
-        last_loss = loss.item();
-        if (s == probe) rss_probe = rss_bytes();
-    }
-    const std::size_t rss_end = rss_bytes();
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    MESSAGE(steps << " steps in " << secs << " s; " << nodes_first << " nodes per step; RSS "
-                  << rss_probe / 1024 << " KiB at step " << probe << ", " << rss_end / 1024
-                  << " KiB at the end");
-    CHECK(nodes_first > 10);
-    CHECK(nodes_bad == 0);
-    CHECK(last_loss < 0.5 * first_loss);
-    REQUIRE(rss_probe > 0);
-#if L2RW_TEST_ASAN
-    MESSAGE("RSS flatness not checked under AddressSanitizer (its quarantine keeps freed memory)");
-#else
-    CHECK_MESSAGE(rss_end <= rss_probe + 2u * 1024u * 1024u,
-                  "RSS grew from " << rss_probe / 1024 << " KiB at step " << probe << " to "
-                                   << rss_end / 1024 << " KiB at step " << steps);
-#endif
 }
 
 // ---- the meta-gradient identity (DESIGN.md) ---------------------------------------------------

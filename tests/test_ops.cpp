@@ -249,6 +249,10 @@ TEST_CASE_TEMPLATE("ops: elementwise function derivatives", B, L2RW_BACKENDS) {
     // broken: sqrt's rule without the 0.5 -> "sqrt: first-order VJP of input 0 [2, 5]" (2x
     //   off) and its HVP.
     check_gradients<B>([](const auto& v) { return sqrt(v[0]); }, {pos}, {.what = "sqrt"});
+    // safe_sqrt is sqrt, to second order, away from 0. broken: its slope without the mask
+    //   (0.5 / (out + 1 − m) · 1) -> "safe_sqrt: first-order VJP" (off where x > 0 is not
+    //   affected, so only the x = 0 checks below failed: got 0.5, want 0).
+    check_gradients<B>([](const auto& v) { return safe_sqrt(v[0]); }, {pos}, {.what = "safe_sqrt"});
     // broken: pow's rule with pow(x, p) instead of pow(x, p - 1) -> first-order and HVP
     //   failures of all three pow checks. broken differently: the factor pow(x.detach(), p - 1)
     //   (right values, but cut off the tape) -> first order passed, and the second-order check
@@ -282,6 +286,38 @@ TEST_CASE_TEMPLATE("ops: elementwise function derivatives", B, L2RW_BACKENDS) {
     check_gradients<B>(
         [](const auto& v) { return softplus(v[0]) + sigmoid(v[0] * 0.2); }, {wide},
         {.what = "softplus and sigmoid on wide inputs", .atol1 = 1e-7, .atol2 = 1e-6});
+}
+
+// Adam's q = m/(√v + ε) with m = g, v = g² at g = 0 has the derivative 1/ε; sqrt's rule
+// makes it 0·∞ = NaN. broken: safe_sqrt's slope as sqrt's (gout / out · 0.5) -> the
+// gradient and the JVP at 0 were NaN ("got nan, want 1e+08").
+TEST_CASE_TEMPLATE("ops: safe_sqrt has a finite derivative at 0", B, L2RW_BACKENDS) {
+    using T = TensorD<B>;
+    const auto g0 = tensor<B>(Shape{3}, {0.0, 0.0, 4.0});
+    constexpr double eps = 1e-8;
+    auto q = [](const VarD<B>& g) { return g / (safe_sqrt(g * g) + eps); };
+    {
+        Tape<double, B> tape;
+        auto g = tape.leaf(g0);
+        auto dq = grad(sum(q(g)), g, GradOptions{.create_graph = true});
+        // d/dg g/(|g| + ε) = ε/(|g| + ε)²: 1/ε at 0, ε/16 (to rounding) at 4.
+        // (at 4 the difference 1/(4 + ε) − 4/(4 + ε)² cancels: compared with an absolute bound)
+        check_close(dq.to_host(), {1 / eps, 1 / eps, eps / ((4 + eps) * (4 + eps))}, 1e-12, 1e-15,
+                    "dq/dg");
+        // safe_sqrt itself: value 0 and slope 0 at 0, 1/(2√x) elsewhere; its second
+        // derivative is finite (0) at 0 too.
+        auto x = tape.leaf(tensor<B>(Shape{2}, {0.0, 4.0}));
+        auto y = safe_sqrt(x);
+        CHECK(y.to_host() == Vec{0.0, 2.0});
+        auto dy = grad(sum(y), x, GradOptions{.create_graph = true});
+        CHECK(dy.to_host() == Vec{0.0, 0.25});
+        check_close(grad(sum(dy), x).to_host(), {0.0, -0.25 * 0.5 / 4.0}, 1e-15, 0, "d2y/dx2");
+    }
+    const auto r =
+        jvp([&](const std::vector<VarD<B>>& v) { return q(v[0]); },
+            std::vector<VarD<B>>{VarD<B>(g0)}, std::vector<VarD<B>>{VarD<B>(T::ones(Shape{3}))});
+    check_close(r.tangent.to_host(), {1 / eps, 1 / eps, eps / ((4 + eps) * (4 + eps))}, 1e-12,
+                1e-15, "JVP of q");
 }
 
 TEST_CASE_TEMPLATE("ops: reduction derivatives", B, L2RW_BACKENDS) {

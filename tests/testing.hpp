@@ -60,6 +60,18 @@
 #ifndef L2RW_TEST_ASAN
 #define L2RW_TEST_ASAN 0
 #endif
+// ThreadSanitizer; L2RW_TEST_SANITIZED: either one (runs shortened, RSS not meaningful).
+#if defined(__SANITIZE_THREAD__)
+#define L2RW_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define L2RW_TEST_TSAN 1
+#endif
+#endif
+#ifndef L2RW_TEST_TSAN
+#define L2RW_TEST_TSAN 0
+#endif
+#define L2RW_TEST_SANITIZED (L2RW_TEST_ASAN || L2RW_TEST_TSAN)
 
 namespace l2rw::testing {
 

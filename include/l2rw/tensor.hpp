@@ -2,8 +2,15 @@
 //
 // Copies of a Tensor share the buffer (like a shared_ptr); `clone()` makes a deep copy.
 // Operations on Tensors allocate their result; in-place updates go through `data()`.
+//
+// Every buffer has a version counter, shared by all the Tensors that view it (as torch's
+// `_version`): the mutable `data()` — the one door to writing a buffer — counts one write.
+// The tape notes the version of each value it keeps, and grad() refuses to run a rule whose
+// values were overwritten since they were recorded.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -30,8 +37,7 @@ class Tensor {
 
     /// Uninitialised storage of the given shape: every element must be written before it is read.
     explicit Tensor(const Shape& shape)
-        : shape_(shape),
-          buf_(std::make_shared<buffer_type>(B::template allocate<T>(shape.numel()))) {}
+        : shape_(shape), buf_(std::make_shared<Storage>(B::template allocate<T>(shape.numel()))) {}
 
     static Tensor zeros(const Shape& s) { return full(s, T(0)); }
     static Tensor ones(const Shape& s) { return full(s, T(1)); }
@@ -49,7 +55,7 @@ class Tensor {
                              std::to_string(s.numel()) + " values but " +
                              std::to_string(host.size()) + " were given");
         Tensor t(s);
-        B::from_host(host.data(), *t.buf_);
+        B::from_host(host.data(), t.buf_->buffer);
         return t;
     }
     static Tensor from_host(const Shape& s, const std::vector<T>& host) {
@@ -74,7 +80,7 @@ class Tensor {
 
     [[nodiscard]] std::vector<T> to_host() const {
         std::vector<T> h(static_cast<std::size_t>(numel()));
-        B::to_host(*buf_, h.data());
+        B::to_host(buf_->buffer, h.data());
         return h;
     }
     /// The single value of a one-element tensor.
@@ -90,8 +96,16 @@ class Tensor {
     [[nodiscard]] index_t numel() const { return shape_.numel(); }
     [[nodiscard]] index_t dim(int axis) const { return shape_.dim(axis); }
 
-    [[nodiscard]] T* data() { return B::data(*buf_); }
-    [[nodiscard]] const T* data() const { return B::data(*buf_); }
+    /// The buffer, to write: counts one write in the buffer's version.
+    [[nodiscard]] T* data() {
+        buf_->version.fetch_add(1, std::memory_order_relaxed);
+        return B::data(buf_->buffer);
+    }
+    [[nodiscard]] const T* data() const { return B::data(buf_->buffer); }
+    /// How many times the buffer was handed out for writing (shared by every view of it).
+    [[nodiscard]] std::uint64_t version() const {
+        return buf_->version.load(std::memory_order_relaxed);
+    }
 
     /// Same buffer, another shape of the same size.
     [[nodiscard]] Tensor reshape(const Shape& s) const {
@@ -118,8 +132,13 @@ class Tensor {
     [[nodiscard]] bool shares_buffer_with(const Tensor& o) const { return buf_ == o.buf_; }
 
   private:
+    struct Storage {
+        explicit Storage(buffer_type b) : buffer(std::move(b)) {}
+        buffer_type buffer;
+        std::atomic<std::uint64_t> version{0};
+    };
     Shape shape_;
-    std::shared_ptr<buffer_type> buf_;
+    std::shared_ptr<Storage> buf_;
 };
 
 /// Integer labels and indices live in tensors of index_t on the same backend.

@@ -13,6 +13,29 @@
 
 namespace l2rw {
 
+namespace detail {
+/// Throws TapeError when a value that node `id` keeps for its rule was written since it was
+/// recorded (Tensor::version), instead of running the rule on the new numbers.
+template <class T, Backend B>
+void check_versions(const Node<T, B>& nd, index_t id) {
+    auto fail = [&](const std::string& what, std::uint64_t then, std::uint64_t now) {
+        throw TapeError("grad: " + what + " of op '" + nd.op + "' (node " + std::to_string(id) +
+                        ") was modified in place after it was recorded (version " +
+                        std::to_string(then) + ", now " + std::to_string(now) +
+                        "): an optimizer step, Tensor::assign, a checkpoint load or a write "
+                        "through data() while the tape was still to be differentiated");
+    };
+    if (nd.value.numel() > 0 && nd.value.version() != nd.out_version)
+        fail("the output", nd.out_version, nd.value.version());
+    for (int k = 0; k < nd.nin; ++k) {
+        const auto uk = static_cast<std::size_t>(k);
+        const auto& v = nd.in_val[uk];
+        if (v.numel() > 0 && v.version() != nd.in_version[uk])
+            fail("input " + std::to_string(k), nd.in_version[uk], v.version());
+    }
+}
+}  // namespace detail
+
 struct GradOptions {
     /// Record the backward pass on the tape so that its results can be differentiated again.
     bool create_graph = false;
@@ -48,6 +71,7 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
         if (tape && tape != v.tape_data())
             throw TapeError("grad: outputs and inputs belong to different tapes");
         tape = v.tape_data();
+        tape->check_thread("grad");
     };
     for (std::size_t k = 0; k < outputs.size(); ++k) bind(outputs[k], "output", k);
     for (std::size_t k = 0; k < inputs.size(); ++k) bind(inputs[k], "input", k);
@@ -113,6 +137,7 @@ std::vector<Var<T, B>> grad(std::span<const Var<T, B>> outputs, std::span<const 
             // deque: this reference survives the appends the rule makes.
             const auto& nd = nodes[uid];
             if (!nd.vjp) continue;  // a leaf
+            detail::check_versions(nd, id);
             detail::VjpContext<T, B> ctx;
             bool any = false;
             for (int k = 0; k < nd.nin; ++k) {

@@ -230,6 +230,23 @@ Var<T, B> sqrt(const Var<T, B>& x) {
         [](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout / c.out * T(0.5); },
         [](const detail::JvpContext<T, B>& c) { return c.tin[0] / c.out * T(0.5); });
 }
+/// √x whose derivative at x = 0 is taken as 0 (a subgradient of the kind relu takes at 0)
+/// instead of sqrt's 1/(2√x) = ∞, elsewhere 1/(2√x) as sqrt. For a quantity that is √ of a
+/// square, as Adam's √v: at v = 0 the factor that multiplies this derivative is 0 too (m = 0),
+/// and sqrt's rule would make 0·∞ = NaN of a derivative that is finite. The rules keep
+/// √x's curvature where x > 0 and are written so that none of their factors is infinite.
+template <class T, Backend B>
+Var<T, B> safe_sqrt(const Var<T, B>& x) {
+    // 1/(2√x) where x > 0 and 0 at 0, from the output √x ≥ 0: m/(2(√x + 1 − m)), m = [√x > 0].
+    auto slope = [](const Var<T, B>& out) {
+        const Var<T, B> m(eager::map(out.value(), kernel::Step{}));
+        return m * T(0.5) / (out + (T(1) - m));
+    };
+    return detail::record<T, B>(
+        detail::keep_out, "safe_sqrt", eager::map(x.value(), kernel::Sqrt{}), {&x},
+        [slope](detail::VjpContext<T, B>& c) { c.gin[0] = c.gout * slope(c.out); },
+        [slope](const detail::JvpContext<T, B>& c) { return c.tin[0] * slope(c.out); });
+}
 /// x^p for a constant exponent p.
 template <class T, Backend B>
 Var<T, B> pow(const Var<T, B>& x, std::type_identity_t<T> p) {

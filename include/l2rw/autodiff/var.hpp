@@ -5,19 +5,30 @@
 // object is an RAII scope: constructing it makes it the calling thread's current tape for
 // (T, Backend); destroying it releases every node at once. A Var outliving its tape keeps
 // its value but can no longer be differentiated (grad() and recording ops throw TapeError).
+// A tape belongs to the thread that made it: recording on it, or differentiating it, from
+// another thread throws TapeError (a tape is not synchronised). Scopes may end in any order.
+//
+// In-place writes: a node notes the version (Tensor::version) of every value it keeps, and
+// grad() throws TapeError when a rule would read a value overwritten since (an optimizer
+// step, Tensor::assign or a checkpoint load while the tape is still to be differentiated).
 //
 // Forward mode: a Var may carry a tangent (make_dual). Every op that sees a tangent on an
 // input gives its result the tangent its JVP rule computes (record() below), with or
 // without a tape; autodiff/jvp.hpp has the user-facing jvp().
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "../error.hpp"
 #include "../tensor.hpp"
@@ -81,6 +92,8 @@ struct Node {
     std::array<index_t, 3> in_id{-1, -1, -1};
     std::array<Tensor<T, B>, 3> in_val;  // empty unless the op keeps that input
     std::array<Shape, 3> in_shape;
+    std::uint64_t out_version = 0;              // value.version() when recorded
+    std::array<std::uint64_t, 3> in_version{};  // in_val[k].version() when recorded
     int nin = 0;
     const char* op = "leaf";
     VjpFn<T, B> vjp;  // empty for leaves
@@ -89,10 +102,21 @@ struct Node {
 template <class T, Backend B>
 struct TapeData : std::enable_shared_from_this<TapeData<T, B>> {
     std::deque<Node<T, B>> nodes;  // a deque: rules append while a node's rule runs
-    bool released = false;
+    std::atomic<bool> released{false};
+    std::thread::id owner = std::this_thread::get_id();
+
+    /// Throws TapeError unless the calling thread made this tape.
+    void check_thread(const char* who) const {
+        if (std::this_thread::get_id() != owner)
+            throw TapeError(std::string(who) +
+                            ": a Var of another thread's tape (a tape records and is "
+                            "differentiated on the thread that made it; give each thread "
+                            "its own Tape and model, or detach() values that cross)");
+    }
 
     /// Appends a leaf node holding `value` and returns it as a Var.
     Var<T, B> add_leaf(const Tensor<T, B>& value) {
+        check_thread("leaf");
         Node<T, B> n;
         n.value = value;
         nodes.push_back(std::move(n));
@@ -105,10 +129,21 @@ struct TapeData : std::enable_shared_from_this<TapeData<T, B>> {
     }
 };
 
+/// This thread's live Tape scopes for (T, B), innermost last. A scope that ends removes
+/// itself wherever it is (scopes need not end in LIFO order); one ended on another thread
+/// is only marked released, and dropped here when it reaches the top.
 template <class T, Backend B>
-TapeData<T, B>*& current_tape() {
-    thread_local TapeData<T, B>* cur = nullptr;
-    return cur;
+std::vector<std::shared_ptr<TapeData<T, B>>>& tape_stack() {
+    thread_local std::vector<std::shared_ptr<TapeData<T, B>>> stack;
+    return stack;
+}
+
+/// This thread's current tape for (T, B), or null.
+template <class T, Backend B>
+TapeData<T, B>* current_tape() {
+    auto& s = tape_stack<T, B>();
+    while (!s.empty() && s.back()->released) s.pop_back();
+    return s.empty() ? nullptr : s.back().get();
 }
 
 }  // namespace detail
@@ -198,12 +233,13 @@ class Var {
 template <class T, Backend B>
 class Tape {
   public:
-    Tape()
-        : data_(std::make_shared<detail::TapeData<T, B>>()), prev_(detail::current_tape<T, B>()) {
-        detail::current_tape<T, B>() = data_.get();
+    Tape() : data_(std::make_shared<detail::TapeData<T, B>>()) {
+        detail::tape_stack<T, B>().push_back(data_);
     }
     ~Tape() {
-        detail::current_tape<T, B>() = prev_;
+        auto& s = detail::tape_stack<T, B>();
+        const auto it = std::find(s.rbegin(), s.rend(), data_);
+        if (it != s.rend()) s.erase(std::next(it).base());
         data_->release();
     }
     Tape(const Tape&) = delete;
@@ -220,7 +256,6 @@ class Tape {
 
   private:
     std::shared_ptr<detail::TapeData<T, B>> data_;
-    detail::TapeData<T, B>* prev_;
 
   public:
     /// Internal.
@@ -259,15 +294,22 @@ Var<T, B> record_node(unsigned keep, const char* name, Tensor<T, B> value,
     }
     if (!tape) return Var<T, B>(std::move(value));
     auto owner = *tape;
+    owner->check_thread(name);
     Node<T, B> n;
-    if (keep & keep_out) n.value = value;
+    if (keep & keep_out) {
+        n.value = value;
+        n.out_version = value.version();
+    }
     n.op = name;
     n.vjp = std::move(vjp);
     for (const Var<T, B>* v : inputs) {
         const auto k = static_cast<std::size_t>(n.nin);
         n.in_id[k] = v->tape_data() ? v->node_id() : -1;
         n.in_shape[k] = v->shape();
-        if (keep & (keep_in0 << n.nin)) n.in_val[k] = v->value();
+        if (keep & (keep_in0 << n.nin)) {
+            n.in_val[k] = v->value();
+            n.in_version[k] = v->value().version();
+        }
         ++n.nin;
     }
     owner->nodes.push_back(std::move(n));

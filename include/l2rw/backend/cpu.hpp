@@ -79,6 +79,7 @@ struct Cpu {
         using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
         using Stride = Eigen::OuterStride<>;
         using CMap = Eigen::Map<const Mat, 0, Stride>;
+        match_library_threads();
         Eigen::Map<Mat, 0, Stride> C(c, m, n, Stride(ldc));
         if (k == 0) {
             if (!accumulate) C.setZero();

@@ -175,6 +175,19 @@ inline int team_size() {
 #endif
 }
 
+/// Sets the calling thread's OpenMP default team — the one Eigen's GEMM (and a BLAS built
+/// with OpenMP) parallelises over — to team_size(). omp_set_num_threads acts on the calling
+/// thread alone, so without this a thread other than the one that called set_num_threads
+/// would multiply at OMP_NUM_THREADS, and its products' last bits would differ from the same
+/// work on the main thread. Cpu::gemm calls it; it does nothing inside a parallel region.
+inline void match_library_threads() {
+#if defined(_OPENMP)
+    if (omp_in_parallel()) return;
+    const int t = team_size();
+    if (omp_get_max_threads() != t) omp_set_num_threads(t);
+#endif
+}
+
 /// True when the caller is inside one of the Cpu backend's parallel regions (nested loops
 /// then run serially on the calling thread).
 inline bool in_parallel() {

@@ -74,31 +74,43 @@ class OnlineReweighter {
         return resolve(la, opt_.strategy);
     }
 
-    /// Algorithm 1, lines 1–10: the example weights of `train` measured against `val`.
+    /// Algorithm 1, lines 1–10: the example weights of `train` measured against `val`, for
+    /// the lookahead `la`. The weights do not depend on la's learning rate α (u scales with
+    /// it, and the normalisation takes the scale out), but `raw` does: without `la` it is u
+    /// at α = 1 (pass the step's lookahead for the u of the step).
     StepReport<T> weights(const Batch<T, B>& train, const Batch<T, B>& val,
                           const Lookahead<T, B>& la = Lookahead<T, B>::sgd(T(1))) {
-        check_batches(train, val);
         StepReport<T> r;
-        r.strategy = resolve(la);
-        Tape<T, B> tape;
-        r.raw = meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r).u;
+        r.raw = meta_gradient(train, val, la, std::nullopt, &r);
         detail::finish_report(r, train, opt_.normalize, who);
         return r;
     }
 
-    /// The raw meta-gradient u = −∂L_v/∂ε (before clipping), by the given strategy.
+    /// The raw meta-gradient u = −∂L_v/∂ε (before clipping) for the lookahead `la`, by the
+    /// strategy `s` (default: the options' strategy); the same checks and the same path as
+    /// weights(), whose `raw` it is. `report`, when given, receives the strategy and L_v.
     std::vector<T> meta_gradient(const Batch<T, B>& train, const Batch<T, B>& val,
-                                 const Lookahead<T, B>& la, Strategy s) {
+                                 const Lookahead<T, B>& la,
+                                 std::optional<Strategy> s = std::nullopt,
+                                 StepReport<T>* report = nullptr) {
         check_batches(train, val);
-        StepReport<T> r;
-        r.strategy = resolve(la, s);
+        StepReport<T> local;
+        StepReport<T>& r = report ? *report : local;
+        r.strategy = resolve(la, s.value_or(opt_.strategy));
         Tape<T, B> tape;
         return meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r).u;
     }
 
     /// Algorithm 1 in full: the weights of `train` against `val` (lookahead as in options),
     /// then the reweighted step Σ_i w_i f_i(θ) with `opt` (SGD or Adam) in train mode. A
-    /// skipped batch (all weights zero) takes no step. See ReweightOptions::fused_step.
+    /// skipped batch (all weights zero) changes no parameter, state or buffer but counts as a
+    /// step of `opt` (its step count goes up, so Adam's bias correction counts it, as in
+    /// meta::train). See ReweightOptions::fused_step.
+    ///
+    /// Strong exception guarantee: a step that throws (a NumericError for a non-finite
+    /// meta-gradient, loss or gradient — its message then names the first example with a
+    /// non-finite input, if any) leaves the model's parameters and buffers and the
+    /// optimizer exactly as they were.
     template <class Opt>
     StepReport<T> step(const Batch<T, B>& train, const Batch<T, B>& val, Opt& opt,
                        Rng* rng = nullptr) {
@@ -106,9 +118,15 @@ class OnlineReweighter {
         const Lookahead<T, B> la = opt_.lookahead == LookaheadRule::sgd
                                        ? Lookahead<T, B>::sgd(static_cast<T>(opt.lr()))
                                        : lookahead_from(opt, params);
-        auto ws = weigh_step(train, val, la, rng);
-        if (!ws.report.skipped) opt.step(params, ws.gradient);
-        return ws.report;
+        const detail::BufferSnapshot<T, B> snap(model_);
+        return detail::guarded_step(snap, std::string(who) + "::step: ", train, &val, [&] {
+            auto ws = weigh_step(train, val, la, rng);
+            if (!ws.report.skipped)
+                opt.step(params, ws.gradient);
+            else
+                opt.set_step_count(opt.step_count() + 1);
+            return ws.report;
+        });
     }
 
     /// step() without the optimizer step: the weights of `train` against `val` for the
@@ -118,40 +136,17 @@ class OnlineReweighter {
     /// once, and put back when the batch is skipped.
     WeightedStep<T, B> weigh_step(const Batch<T, B>& train, const Batch<T, B>& val,
                                   const Lookahead<T, B>& la, Rng* rng = nullptr) {
-        WeightedStep<T, B> ws;
-        if (!opt_.fused_step) {
-            ws.report = weights(train, val, la);
-            if (!ws.report.skipped)
-                ws.gradient =
-                    meta::weighted_gradient(model_, train, ws.report.weights, loss_, rng, &ws.loss);
+        // The buffers are put back when the batch is skipped or anything throws.
+        const detail::BufferSnapshot<T, B> saved(model_);
+        try {
+            auto ws = opt_.fused_step ? fused_weigh_step(train, val, la, rng)
+                                      : separate_weigh_step(train, val, la, rng);
+            if (ws.report.skipped) saved.restore();
             return ws;
+        } catch (...) {
+            saved.restore();
+            throw;
         }
-        check_batches(train, val);
-        auto& r = ws.report;
-        r.strategy = resolve(la);
-        // Buffers are replaced, not written, by a train-mode forward: keeping the old
-        // Tensors keeps the old statistics, to put back if the batch is skipped.
-        std::vector<std::pair<Tensor<T, B>*, Tensor<T, B>>> saved;
-        for (auto& [name, t, kind] : nn::named_tensors(model_))
-            if (kind == nn::Kind::buffer) saved.emplace_back(t, *t);
-        Tape<T, B> tape;
-        auto m = meta_u(tape, train, val, la, nn::Mode::train, rng, r);
-        r.raw = std::move(m.u);
-        detail::finish_report(r, train, opt_.normalize, who);
-        if (r.skipped) {
-            for (auto& [t, old] : saved) *t = old;
-            return ws;
-        }
-        const auto f = m.pass.f.value().to_host();
-        for (std::size_t i = 0; i < f.size(); ++i)
-            ws.loss += static_cast<double>(r.weights[i]) * static_cast<double>(f[i]);
-        if (!std::isfinite(ws.loss))
-            throw NumericError("the training loss is not finite (" + std::to_string(ws.loss) + ")");
-        const auto w = Var<T, B>(
-            Tensor<T, B>::from_host(Shape{static_cast<index_t>(r.weights.size())}, r.weights));
-        for (auto& g : vjp(m.pass.f, m.pass.bind.vars(), w, GradOptions{.allow_unused = true}))
-            ws.gradient.push_back(g.value());
-        return ws;
     }
 
     /// Gradients of Σ_i w_i f_i(θ) in train mode (BatchNorm running statistics updated),
@@ -166,6 +161,39 @@ class OnlineReweighter {
 
   private:
     static constexpr const char* who = "OnlineReweighter";
+
+    WeightedStep<T, B> separate_weigh_step(const Batch<T, B>& train, const Batch<T, B>& val,
+                                           const Lookahead<T, B>& la, Rng* rng) {
+        WeightedStep<T, B> ws;
+        ws.report = weights(train, val, la);
+        if (!ws.report.skipped)
+            ws.gradient =
+                meta::weighted_gradient(model_, train, ws.report.weights, loss_, rng, &ws.loss);
+        return ws;
+    }
+
+    WeightedStep<T, B> fused_weigh_step(const Batch<T, B>& train, const Batch<T, B>& val,
+                                        const Lookahead<T, B>& la, Rng* rng) {
+        WeightedStep<T, B> ws;
+        check_batches(train, val);
+        auto& r = ws.report;
+        r.strategy = resolve(la);
+        Tape<T, B> tape;
+        auto m = meta_u(tape, train, val, la, nn::Mode::train, rng, r);
+        r.raw = std::move(m.u);
+        detail::finish_report(r, train, opt_.normalize, who);
+        if (r.skipped) return ws;
+        const auto f = m.pass.f.value().to_host();
+        for (std::size_t i = 0; i < f.size(); ++i)
+            ws.loss += static_cast<double>(r.weights[i]) * static_cast<double>(f[i]);
+        if (!std::isfinite(ws.loss))
+            throw NumericError("the training loss is not finite (" + std::to_string(ws.loss) + ")");
+        const auto w = Var<T, B>(
+            Tensor<T, B>::from_host(Shape{static_cast<index_t>(r.weights.size())}, r.weights));
+        for (auto& g : vjp(m.pass.f, m.pass.bind.vars(), w, GradOptions{.allow_unused = true}))
+            ws.gradient.push_back(g.value());
+        return ws;
+    }
 
     static void check_batches(const Batch<T, B>& train, const Batch<T, B>& val) {
         detail::check_batch(train, who, "training");

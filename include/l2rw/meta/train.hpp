@@ -230,6 +230,7 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
             Rng rng(detail::stream_seed(o.seed, detail::stream_augment, s));
             o.augment(part, rng);
             batch = make_batch<T, B>(part, data::iota_indices(part.n));
+            batch.indices = rows;  // the training set's rows, for messages
         } else {
             batch = make_batch<T, B>(train_set, rows);
         }
@@ -237,28 +238,29 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         if (val_order) val_batch = make_batch<T, B>(clean_set, val_order->next());
         const Batch<T, B>* val = whole_val ? &*whole_val : val_batch ? &*val_batch : nullptr;
 
-        StepReport<T> report;
-        double loss = 0;
-        try {
-            Rng rng(detail::stream_seed(o.seed, detail::stream_dropout, s));
-            auto ws = policy.weigh_step(
-                PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead}, &rng);
-            report = std::move(ws.report);
-            loss = ws.loss;
-            if (report.weights.size() != static_cast<std::size_t>(batch.y.numel()))
-                throw ShapeError("train: step " + std::to_string(s) + ": policy '" + policy.name() +
-                                 "' gave " + std::to_string(report.weights.size()) +
-                                 " weights for " + std::to_string(batch.y.numel()) + " examples");
-            if (!report.skipped) {
-                opt.step(params, ws.gradient);
-            } else {
-                opt.set_step_count(opt.step_count() + 1);
-                ++sum.skipped;
-            }
-        } catch (const NumericError& e) {
-            throw NumericError("train: step " + std::to_string(s) + " (policy '" + policy.name() +
-                               "'): " + e.what());
-        }
+        // A step that throws leaves the model and the optimizer as they were (the optimizer
+        // checks everything before it writes; the snapshot puts the buffers back).
+        const detail::BufferSnapshot<T, B> snap(model);
+        auto ws = detail::guarded_step(
+            snap, "train: step " + std::to_string(s) + " (policy '" + policy.name() + "'): ", batch,
+            val, [&] {
+                Rng rng(detail::stream_seed(o.seed, detail::stream_dropout, s));
+                auto w = policy.weigh_step(
+                    PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead}, &rng);
+                if (w.report.weights.size() != static_cast<std::size_t>(batch.y.numel()))
+                    throw ShapeError("train: step " + std::to_string(s) + ": policy '" +
+                                     policy.name() + "' gave " +
+                                     std::to_string(w.report.weights.size()) + " weights for " +
+                                     std::to_string(batch.y.numel()) + " examples");
+                if (!w.report.skipped)
+                    opt.step(params, w.gradient);
+                else
+                    opt.set_step_count(opt.step_count() + 1);
+                return w;
+            });
+        const StepReport<T>& report = ws.report;
+        const double loss = ws.loss;
+        sum.skipped += report.skipped;
         sum.last_loss = loss;
         sum.steps_done = s + 1;
         if (cb.on_step) cb.on_step(s, report, loss);

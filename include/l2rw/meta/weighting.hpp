@@ -107,6 +107,64 @@ void finish_report(StepReport<T>& r, const Batch<T, B>& b, bool normalize, const
     summarise_report(r, b);
 }
 
+/// A copy of a model's buffers (BatchNorm's running statistics) to put back: a step that
+/// throws, or a skipped batch, must leave the model as it was. Deep copies, so that a layer
+/// that wrote a buffer in place is undone too (buffers are small: one value per channel).
+template <class T, Backend B>
+class BufferSnapshot {
+  public:
+    explicit BufferSnapshot(nn::Module<T, B>& m) {
+        for (auto& [name, t, kind] : nn::named_tensors(m))
+            if (kind == nn::Kind::buffer) saved_.emplace_back(t, t->clone());
+    }
+    void restore() const {
+        for (const auto& [t, old] : saved_) *t = old.clone();
+    }
+
+  private:
+    std::vector<std::pair<Tensor<T, B>*, Tensor<T, B>>> saved_;
+};
+
+/// "; example i (row r) of the <what> batch has a non-finite input (nan)" for the first
+/// such example of `b`, or "" when every input is finite: what a NumericError of a step
+/// adds, so that the message names the example that caused it.
+template <class T, Backend B>
+std::string nonfinite_input(const Batch<T, B>& b, const char* what) {
+    const auto n = static_cast<std::size_t>(b.y.numel());
+    if (n == 0 || std::isfinite(static_cast<double>(B::sum(b.x.data(), b.x.numel())))) return "";
+    const auto x = b.x.to_host();
+    const std::size_t per = x.size() / n;
+    for (std::size_t e = 0; e < x.size(); ++e) {
+        if (std::isfinite(static_cast<double>(x[e]))) continue;
+        const std::size_t i = e / per;
+        std::string row = i < b.indices.size()
+                              ? " (row " + std::to_string(b.indices[i]) + " of its dataset)"
+                              : "";
+        return "; example " + std::to_string(i) + row + " of the " + what +
+               " batch has a non-finite input (" + std::to_string(static_cast<double>(x[e])) +
+               " at element " + std::to_string(e % per) + ")";
+    }
+    return "";
+}
+
+/// Runs `f`; when it throws NumericError, rethrows it as `prefix` + its message + the first
+/// non-finite input of `train` or `val` (if any). Any exception first restores `snap`.
+template <class T, Backend B, class F>
+auto guarded_step(const BufferSnapshot<T, B>& snap, const std::string& prefix,
+                  const Batch<T, B>& train, const Batch<T, B>* val, F&& f) {
+    try {
+        return f();
+    } catch (const NumericError& e) {
+        snap.restore();
+        std::string where = nonfinite_input(train, "training");
+        if (where.empty() && val) where = nonfinite_input(*val, "validation");
+        throw NumericError(prefix + e.what() + where);
+    } catch (...) {
+        snap.restore();
+        throw;
+    }
+}
+
 /// f = loss(model(b.x)), checked to hold one value per example.
 template <class Model>
 Var<typename Model::value_type, typename Model::backend> per_example(

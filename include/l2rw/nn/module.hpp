@@ -134,16 +134,28 @@ class ParamBinding {
         return b;
     }
 
+    /// Binds the parameter Tensor object `key` (the module's own member, as visit() shows
+    /// it) to `v`. Keyed by the object, not its buffer: zero-size and buffer-sharing
+    /// parameters stay apart.
     void add(const std::string& name, const Tensor<T, B>& key, Var<T, B> v) {
-        index_.emplace(static_cast<const void*>(key.data()), vars_.size());
+        if (!index_.emplace(&key, vars_.size()).second)
+            throw ValueError("ParamBinding: parameter '" + name +
+                             "' is visited twice (the same Tensor listed under two names)");
         names_.push_back(name);
         vars_.push_back(std::move(v));
     }
 
-    /// The Var of parameter tensor `p`; a constant when `p` is not bound here.
-    [[nodiscard]] Var<T, B> get(const Tensor<T, B>& p) const {
-        auto it = index_.find(static_cast<const void*>(p.data()));
-        return it == index_.end() ? Var<T, B>(p) : vars_[it->second];
+    /// The Var of parameter tensor `p`. Throws ValueError when `p` is not bound here — a
+    /// layer that reads a parameter its visit() does not list, or a copy of one — instead of
+    /// letting the parameter enter as a constant that nothing trains.
+    [[nodiscard]] const Var<T, B>& get(const Tensor<T, B>& p) const {
+        auto it = index_.find(&p);
+        if (it == index_.end())
+            throw ValueError("ParamBinding: a layer asked for a parameter of shape " +
+                             p.shape().str() +
+                             " that is not bound: pass the module's own parameter Tensor (not "
+                             "a copy) to Context::param, and list it in the module's visit()");
+        return vars_[it->second];
     }
 
     [[nodiscard]] const std::vector<Var<T, B>>& vars() const { return vars_; }
@@ -154,7 +166,7 @@ class ParamBinding {
   private:
     std::vector<std::string> names_;
     std::vector<Var<T, B>> vars_;
-    std::unordered_map<const void*, std::size_t> index_;
+    std::unordered_map<const Tensor<T, B>*, std::size_t> index_;
 };
 
 template <class T, Backend B>

@@ -97,6 +97,7 @@ class Adam {
     /// One Adam step on every parameter. All checks run first: on a throw nothing changes.
     void step(const ParamList<T, B>& params, const GradList<T, B>& grads) {
         check(params, grads, "Adam::step");
+        detail::check_finite("Adam::step", params, grads);
         if (m_.size() < params.size()) {
             m_.resize(params.size());
             v_.resize(params.size());

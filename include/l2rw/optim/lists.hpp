@@ -104,6 +104,26 @@ void check_lists(const char* op, const ParamList<T, B>& params, const GradList<T
     }
 }
 
+/// Throws NumericError, naming the parameter and the element, unless every gradient is
+/// finite; an optimizer calls it before it writes anything, so that a NaN (a NaN pixel that
+/// relu hides from the loss, say) never reaches the parameters. One parallel sum per
+/// gradient: a non-finite element makes it non-finite; only then are the elements read.
+template <class T, Backend B>
+void check_finite(const char* op, const ParamList<T, B>& params, const GradList<T, B>& grads) {
+    for (std::size_t i = 0; i < grads.size(); ++i) {
+        const auto& g = grads[i];
+        if (std::isfinite(static_cast<double>(B::sum(g.data(), g.numel())))) continue;
+        const auto h = g.to_host();
+        for (std::size_t e = 0; e < h.size(); ++e)
+            if (!std::isfinite(static_cast<double>(h[e])))
+                throw NumericError(std::string(op) + ": the gradient of parameter '" +
+                                   params.name(i) + "' " + params[i].shape().str() +
+                                   " is not finite (" + std::to_string(static_cast<double>(h[e])) +
+                                   " at element " + std::to_string(e) + "); nothing was updated");
+        // Finite elements whose sum overflowed: nothing wrong.
+    }
+}
+
 /// Throws unless the state tensor `s` of parameter i (if any) has the parameter's shape.
 template <class T, Backend B>
 void check_state_shape(const char* op, const char* slot, const ParamList<T, B>& params,

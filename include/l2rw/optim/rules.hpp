@@ -10,8 +10,17 @@
 #pragma once
 
 #include <cmath>
+#include <concepts>
 
 namespace l2rw::optim::rule {
+
+/// √x for a scalar. On Vars the rules call l2rw::safe_sqrt (found by argument-dependent
+/// lookup): the same value, with a finite derivative at x = 0 (autodiff/ops.hpp).
+template <std::floating_point S>
+constexpr S safe_sqrt(S x) {
+    using std::sqrt;
+    return sqrt(x);
+}
 
 /// torch.optim.SGD: g ← g + λp; b ← g on the first step (b null), μb + (1 − τ)g after;
 /// d = g + μb (Nesterov) or b, or d = g without momentum. S is the scalar type.
@@ -44,13 +53,14 @@ struct Adam {
     template <class V>
     constexpr V direction(const V& p, const V& grad, const V& m, const V& v, V* m_new,
                           V* v_new) const {
-        using std::sqrt;
         const V g = weight_decay != S(0) ? grad + p * weight_decay : grad;
         const V mi = m * beta1 + g * (S(1) - beta1);
         const V vi = v * beta2 + g * g * (S(1) - beta2);
         if (m_new) *m_new = mi;
         if (v_new) *v_new = vi;
-        return mi / (sqrt(vi) / bias2_sqrt + eps);
+        // safe_sqrt: at v = 0 (a fresh optimizer, a gradient that stays 0) the lookahead's
+        // derivative through √v is finite, ∂q/∂g = (1 − β₁)/ε, where sqrt's would be NaN.
+        return mi / (safe_sqrt(vi) / bias2_sqrt + eps);
     }
 };
 

@@ -113,6 +113,7 @@ class SGD {
     /// before anything is written: on a throw, parameters and state are unchanged.
     void step(const ParamList<T, B>& params, const GradList<T, B>& grads) {
         check(params, grads, "SGD::step");
+        detail::check_finite("SGD::step", params, grads);
         ensure_size(params.size());
         names_ = params.names();
         const bool mom = opt_.momentum != 0;
