@@ -2,8 +2,15 @@
 # compiles Thrust for the OpenMP device system (runs on the CPU, no GPU or nvcc needed).
 #
 # Sets L2RW_HAS_THRUST (TRUE/FALSE) and the cache variable L2RW_THRUST_INCLUDE_DIR.
+# L2RW_WITH_THRUST=OFF skips the detection (the tsan preset: Thrust's OpenMP system would bring
+# libgomp, which ThreadSanitizer cannot see into).
 
+option(L2RW_WITH_THRUST "Look for Thrust and build the Thrust<OMP> backend's tests" ON)
 set(L2RW_HAS_THRUST FALSE)
+if(NOT L2RW_WITH_THRUST)
+    message(STATUS "l2rw: Thrust not looked for (L2RW_WITH_THRUST is OFF)")
+    return()
+endif()
 
 if(NOT L2RW_THRUST_INCLUDE_DIR)
     find_package(CUDAToolkit QUIET)
