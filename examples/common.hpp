@@ -1,6 +1,7 @@
 // examples/common.hpp — what the experiment programs share: a progress display (a bar with ETA
 // on a terminal, plain lines otherwise), timing, mean ± std, CSV writing, aligned tables,
-// a peek at a checkpoint's step count, and finding gnuplot. Not part of the library.
+// where a resumed run starts (from its checkpoint), and finding gnuplot. Not part of the
+// library.
 #pragma once
 
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <l2rw/io/checkpoint.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -226,26 +228,25 @@ class Table {
     std::vector<std::vector<std::string>> rows_;
 };
 
-/// The optimizer step count stored in an l2rw checkpoint (io/checkpoint.hpp layout: byte 32
-/// says whether an optimizer follows, then its name and its i64 step count), or nullopt when
-/// the file is missing, unreadable or holds no optimizer. Only a hint for messages: the
-/// checkpoint itself is validated by io::load_checkpoint.
-inline std::optional<std::int64_t> checkpoint_step(const std::filesystem::path& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) return std::nullopt;
-    unsigned char head[37];
-    if (!f.read(reinterpret_cast<char*>(head), sizeof head)) return std::nullopt;
-    if (std::string(reinterpret_cast<char*>(head), 8) != "L2RWCKPT" || head[32] != 1)
-        return std::nullopt;
-    std::uint32_t len = 0;
-    for (int i = 3; i >= 0; --i) len = (len << 8) | head[33 + i];
-    if (len > 64) return std::nullopt;
-    f.seekg(37 + static_cast<std::streamoff>(len));
-    unsigned char s[8];
-    if (!f.read(reinterpret_cast<char*>(s), sizeof s)) return std::nullopt;
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | s[i];
-    return static_cast<std::int64_t>(v);
+/// Where a run given --resume starts: the optimizer step count in its checkpoint at `path`,
+/// with a line saying so after `label`, or step 0 and "no checkpoint" when nothing is at
+/// `path`. A file that is there but is no checkpoint to resume from (empty, another format,
+/// damaged, no optimizer state) throws CheckpointError before anything is printed.
+inline std::int64_t resume_step(const std::filesystem::path& path, const std::string& label,
+                                std::int64_t steps) {
+    const auto info = l2rw::io::probe_checkpoint(path);
+    if (!info) {
+        std::printf("%s: no checkpoint at %s, starting from step 0\n", label.c_str(),
+                    path.string().c_str());
+        return 0;
+    }
+    if (!info->has_optimizer)
+        throw l2rw::CheckpointError("checkpoint " + path.string() +
+                                    ": holds no optimizer state, so a run cannot resume from it");
+    std::printf("%s: resuming from checkpoint %s (step %lld of %lld)\n", label.c_str(),
+                path.string().c_str(), static_cast<long long>(info->optimizer_step),
+                static_cast<long long>(steps));
+    return info->optimizer_step;
 }
 
 /// Whether `program` is on the PATH.

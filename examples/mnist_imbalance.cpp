@@ -251,17 +251,7 @@ int run(Config c) {
                         fs::path(c.out) / ("ckpt_" + method + "_p" + pstr(p) + "_seed" +
                                            std::to_string(seed) + ".l2ck");
                 std::int64_t first = 0;
-                if (c.resume) {
-                    if (auto k = examples::checkpoint_step(o.checkpoint_path)) {
-                        first = *k;
-                        std::printf("%s: resuming from checkpoint %s (step %lld of %lld)\n",
-                                    label.c_str(), o.checkpoint_path.string().c_str(),
-                                    static_cast<long long>(first), static_cast<long long>(c.steps));
-                    } else {
-                        std::printf("%s: no checkpoint at %s, starting from step 0\n",
-                                    label.c_str(), o.checkpoint_path.string().c_str());
-                    }
-                }
+                if (c.resume) first = examples::resume_step(o.checkpoint_path, label, c.steps);
 
                 examples::Progress progress(label, c.steps, first, c.log_every);
                 RunResult res;

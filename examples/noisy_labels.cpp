@@ -90,17 +90,7 @@ PhaseResult run_phase(const Config& c, const std::string& label, Model& model,
     o.resume = c.resume;
     if (c.checkpoint_every > 0 || c.resume) o.checkpoint_path = ckpt;
     std::int64_t first = 0;
-    if (c.resume) {
-        if (auto k = examples::checkpoint_step(ckpt)) {
-            first = *k;
-            std::printf("%s: resuming from checkpoint %s (step %lld of %lld)\n", label.c_str(),
-                        ckpt.string().c_str(), static_cast<long long>(first),
-                        static_cast<long long>(o.steps));
-        } else {
-            std::printf("%s: no checkpoint at %s, starting from step 0\n", label.c_str(),
-                        ckpt.string().c_str());
-        }
-    }
+    if (c.resume) first = examples::resume_step(ckpt, label, o.steps);
     examples::Progress progress(label, o.steps, first, c.log_every);
     double mass = 0, eval_seconds = 0, last_acc = -1;
     std::int64_t mass_steps = 0;
@@ -376,7 +366,7 @@ int run(Config c) {
                                      v.base.c_str(), static_cast<unsigned long long>(seed));
                 const fs::path ft_ckpt = fs::path(c.out) / ("ckpt_" + v.base + "+ft_seed" +
                                                             std::to_string(seed) + ".l2ck");
-                if (c.resume && res.steps_run > 0 && fs::exists(ft_ckpt)) {
+                if (c.resume && res.steps_run > 0 && io::checkpoint_exists(ft_ckpt)) {
                     // The run it fine-tunes has moved on: the old fine-tuning is stale.
                     std::printf("%s: %s trained further, discarding the stale checkpoint %s\n",
                                 ft_label.c_str(), v.base.c_str(), ft_ckpt.string().c_str());

@@ -9,7 +9,10 @@
 # the header plus ROWS rows, every one with as many fields as the header, a known method and a
 # test error / accuracy in [0, 1]; mnist_imbalance also reports Figure 2 (drawn or gnuplot
 # missing) and writes evals.csv. With RESUME_ARGS the program is run a second time with them:
-# it must say it resumes from step RESUME_STEP, and every CSV row must record it.
+# it must say it resumes from step RESUME_STEP, and every CSV row must record it. With
+# BAD_CHECKPOINT=ON as well, one checkpoint is then replaced by an empty file and by a text
+# file in turn: each --resume run must fail, naming the file and what is wrong with it, and
+# must not have said "no checkpoint" for it.
 # Exit status 77 (no Fashion-MNIST) prints L2RW_EXAMPLE_SKIPPED, which marks the test skipped.
 
 cmake_minimum_required(VERSION 3.25)
@@ -168,4 +171,37 @@ if(RESUME_ARGS)
         endif()
     endforeach()
     message(STATUS "${KIND}: --resume continued every run from step ${RESUME_STEP}")
+endif()
+
+if(RESUME_ARGS AND BAD_CHECKPOINT)
+    file(GLOB checkpoints "${OUT_DIR}/*.l2ck")
+    list(SORT checkpoints)
+    list(GET checkpoints 0 bad)
+    get_filename_component(bad_name "${bad}" NAME)
+    string(REGEX REPLACE "([.+])" "\\\\\\1" bad_re "${bad_name}")
+    foreach(kind IN ITEMS empty text)
+        if(kind STREQUAL "empty")
+            file(WRITE "${bad}" "")
+            set(want "${bad_re}: truncated at byte 0 while reading the magic bytes")
+        else()
+            file(WRITE "${bad}" "not a checkpoint\n")
+            set(want "${bad_re}: not an l2rw checkpoint \\(bad magic\\)")
+        endif()
+        execute_process(
+            COMMAND "${PROGRAM}" ${RESUME_ARGS} --out "${OUT_DIR}"
+            OUTPUT_VARIABLE out
+            ERROR_VARIABLE err
+            RESULT_VARIABLE rc)
+        if(rc EQUAL 0)
+            fail("--resume with an ${kind} ${bad_name} succeeded" "${out}")
+        endif()
+        if(NOT err MATCHES "${want}")
+            fail("--resume with an ${kind} ${bad_name}: stderr does not say '${want}':\n${err}"
+                "${out}")
+        endif()
+        if(out MATCHES "no checkpoint at [^\n]*${bad_re}")
+            fail("--resume with an ${kind} ${bad_name} said there was no checkpoint" "${out}")
+        endif()
+    endforeach()
+    message(STATUS "${KIND}: --resume stops at an empty or foreign checkpoint file")
 endif()

@@ -21,10 +21,11 @@ set(L2RW_EXAMPLE_OUT "${CMAKE_CURRENT_BINARY_DIR}/examples_out")
 set(L2RW_MNIST_METHODS uniform proportion resample hard_mining random l2rw)
 
 # l2rw_example_test(NAME <test> TARGET <example> KIND <mnist_imbalance|noisy_labels>
-#                   METHODS <m>... ROWS <n> ARGS <arg>... [RESUME_ARGS <arg>...] [RESUME_STEP <k>])
+#                   METHODS <m>... ROWS <n> ARGS <arg>... [RESUME_ARGS <arg>...] [RESUME_STEP <k>]
+#                   [BAD_CHECKPOINT])
 # ARGS and RESUME_ARGS travel to the checker joined by '|' (CMake lists would split them).
 function(l2rw_example_test)
-    cmake_parse_arguments(PARSE_ARGV 0 E "" "NAME;TARGET;KIND;ROWS;RESUME_STEP"
+    cmake_parse_arguments(PARSE_ARGV 0 E "BAD_CHECKPOINT" "NAME;TARGET;KIND;ROWS;RESUME_STEP"
         "METHODS;ARGS;RESUME_ARGS")
     string(JOIN "|" args ${E_ARGS})
     string(JOIN "|" resume_args ${E_RESUME_ARGS})
@@ -37,6 +38,7 @@ function(l2rw_example_test)
             "-DARGS=${args}"
             "-DRESUME_ARGS=${resume_args}"
             "-DRESUME_STEP=${E_RESUME_STEP}"
+            "-DBAD_CHECKPOINT=${E_BAD_CHECKPOINT}"
             "-DMETHODS=${methods}"
             "-DROWS=${E_ROWS}"
             -P "${L2RW_EXAMPLE_CHECKER}")
@@ -55,7 +57,8 @@ l2rw_example_test(NAME examples.mnist_imbalance TARGET mnist_imbalance KIND mnis
          --methods uniform,proportion,resample,hard_mining,random,l2rw --eval-every 5)
 
 # Checkpoints and --resume: 10 steps with a checkpoint every 5, then on to 15 steps with
-# --resume, which must say it resumes from step 10 and run the last 5 steps only.
+# --resume, which must say it resumes from step 10 and run the last 5 steps only; then, with
+# one checkpoint emptied or overwritten, --resume must fail naming it.
 l2rw_example_test(NAME examples.mnist_imbalance.resume TARGET mnist_imbalance
     KIND mnist_imbalance
     METHODS uniform l2rw
@@ -64,7 +67,8 @@ l2rw_example_test(NAME examples.mnist_imbalance.resume TARGET mnist_imbalance
          --methods uniform,l2rw --eval-every 5 --checkpoint-every 5
     RESUME_ARGS --train-size 300 --steps 15 --batch 50 --seeds 1 --proportions 0.95
          --methods uniform,l2rw --eval-every 5 --checkpoint-every 5 --resume
-    RESUME_STEP 10)
+    RESUME_STEP 10
+    BAD_CHECKPOINT)
 
 # §4.2: every method and a +FT variant, LeNet, 5,000 training images, 1,000 test images.
 l2rw_example_test(NAME examples.noisy_labels TARGET noisy_labels KIND noisy_labels
@@ -87,7 +91,8 @@ l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noi
     RESUME_ARGS --model lenet --lr 0.01 --steps 15 --ft-steps 4 --train-size 3000
          --test-size 500 --methods uniform,l2rw,uniform+ft --eval-every 5 --checkpoint-every 5
          --resume
-    RESUME_STEP 10)
+    RESUME_STEP 10
+    BAD_CHECKPOINT)
 
 # The README's first command: the ```sh block between <!-- quickstart:begin --> and
 # <!-- quickstart:end --> ends in `build/default/examples/mnist_imbalance <args>`; this test runs

@@ -5,7 +5,9 @@
 //   labels  00 00 08 01 | n | n labels                              (magic 0x00000801)
 // load_idx() checks the magic, the dimensions, that each file holds exactly the bytes its
 // header declares (no more, no less), the label range and that both files count the same
-// examples; every failure is a DataError naming the file and the byte offset.
+// examples; every failure is a DataError naming the file and the byte offset. The header is
+// checked before anything else is read, and no more than it declares is ever read (plus a
+// bounded look past the end to count trailing bytes), so a gzip bomb cannot take memory.
 #pragma once
 
 #include <cstdint>
@@ -36,25 +38,44 @@ inline std::uint32_t be32(const std::vector<std::uint8_t>& b, std::size_t at) {
            (std::uint32_t{b[at + 2]} << 8) | std::uint32_t{b[at + 3]};
 }
 
-/// Checks the file holds exactly `expected` bytes.
-inline void check_idx_size(const std::string& path, std::size_t have, std::uint64_t expected,
-                           const char* what) {
-    if (have < expected)
-        throw DataError(path + ": truncated: expected " + std::to_string(expected) + " bytes (" +
-                        what + "), file ends at byte " + std::to_string(have));
-    if (have > expected)
-        throw DataError(path + ": trailing bytes: expected " + std::to_string(expected) +
-                        " bytes (" + what + "), " + std::to_string(have - expected) +
+/// The content ended at byte `have`, before the `expected` bytes its header declares.
+[[noreturn]] inline void idx_truncated(const std::string& path, std::uint64_t have,
+                                       std::uint64_t expected, const std::string& what) {
+    throw DataError(path + ": truncated: expected " + std::to_string(expected) + " bytes (" + what +
+                    "), file ends at byte " + std::to_string(have));
+}
+
+/// How many trailing bytes an error message counts before it stops (so that a file with
+/// gigabytes after its data is not inflated to the end just to count them).
+inline constexpr std::uint64_t idx_trailing_count_limit = std::uint64_t{1} << 20;
+
+/// Checks that `in` has delivered exactly `expected` bytes and holds no more.
+inline void check_idx_end(FileReader& in, std::uint64_t expected, const std::string& what) {
+    if (in.offset() < expected) idx_truncated(in.path(), in.offset(), expected, what);
+    const std::uint64_t extra = in.skip(idx_trailing_count_limit + 1);
+    if (extra != 0)
+        throw DataError(in.path() + ": trailing bytes: expected " + std::to_string(expected) +
+                        " bytes (" + what + "), " +
+                        (extra > idx_trailing_count_limit
+                             ? "more than " + std::to_string(idx_trailing_count_limit)
+                             : std::to_string(extra)) +
                         " more bytes follow from byte " + std::to_string(expected));
 }
 
-inline void check_idx_magic(const std::string& path, const std::vector<std::uint8_t>& b,
-                            std::uint32_t want, const char* kind) {
-    if (b.size() < 4) check_idx_size(path, b.size(), 4, "the 4-byte magic number");
+/// Reads a header of `size` bytes (`what`) starting with the magic `want` of `kind` files;
+/// throws unless the magic matches and the header is whole.
+inline std::vector<std::uint8_t> read_idx_header(FileReader& in, std::size_t size,
+                                                 std::uint32_t want, const char* kind,
+                                                 const char* what) {
+    std::vector<std::uint8_t> b(size);
+    b.resize(in.read(b.data(), size));
+    if (b.size() < 4) idx_truncated(in.path(), b.size(), 4, "the 4-byte magic number");
     const std::uint32_t magic = be32(b, 0);
     if (magic != want)
-        throw DataError(path + ": bad magic " + hex32(magic) + " at byte 0 (want " + hex32(want) +
-                        " for " + kind + ")");
+        throw DataError(in.path() + ": bad magic " + hex32(magic) + " at byte 0 (want " +
+                        hex32(want) + " for " + kind + ")");
+    if (b.size() < size) idx_truncated(in.path(), b.size(), size, what);
+    return b;
 }
 
 }  // namespace detail
@@ -66,11 +87,11 @@ struct IdxImages {
 };
 
 /// Reads an IDX image file (raw or gzip). Throws DataError naming the file and the byte.
+/// The header is read and checked first; then exactly the bytes it declares are read.
 inline IdxImages read_idx_images(const std::string& path) {
-    std::vector<std::uint8_t> b = read_file(path);
-    detail::check_idx_magic(path, b, 0x00000803u, "images");
-    if (b.size() < 16)
-        detail::check_idx_size(path, b.size(), 16, "the 16-byte header of an image file");
+    FileReader in(path);
+    const std::vector<std::uint8_t> b = detail::read_idx_header(
+        in, 16, 0x00000803u, "images", "the 16-byte header of an image file");
     const std::uint64_t n = detail::be32(b, 4), rows = detail::be32(b, 8),
                         cols = detail::be32(b, 12);
     if (rows == 0 || cols == 0)
@@ -80,32 +101,30 @@ inline IdxImages read_idx_images(const std::string& path) {
         throw DataError(path + ": image size " + std::to_string(rows) + "x" + std::to_string(cols) +
                         " (bytes 8..15) is implausibly large");
     const std::uint64_t expected = 16 + n * rows * cols;
-    detail::check_idx_size(path, b.size(), expected,
-                           ("16-byte header + " + std::to_string(n) + " images of " +
-                            std::to_string(rows) + "x" + std::to_string(cols))
-                               .c_str());
     IdxImages out;
     out.n = static_cast<index_t>(n);
     out.rows = static_cast<index_t>(rows);
     out.cols = static_cast<index_t>(cols);
-    b.erase(b.begin(), b.begin() + 16);  // in place: no second copy of the pixels
-    out.pixels = std::move(b);
+    in.read(out.pixels, expected - 16);
+    detail::check_idx_end(in, expected,
+                          "16-byte header + " + std::to_string(n) + " images of " +
+                              std::to_string(rows) + "x" + std::to_string(cols));
     return out;
 }
 
 /// Reads an IDX label file (raw or gzip); every label must lie in [0, max_label].
 /// Throws DataError naming the file and the byte.
 inline std::vector<index_t> read_idx_labels(const std::string& path, index_t max_label = 9) {
-    const std::vector<std::uint8_t> b = read_file(path);
-    detail::check_idx_magic(path, b, 0x00000801u, "labels");
-    if (b.size() < 8)
-        detail::check_idx_size(path, b.size(), 8, "the 8-byte header of a label file");
-    const std::uint64_t n = detail::be32(b, 4);
-    detail::check_idx_size(path, b.size(), 8 + n,
-                           ("8-byte header + " + std::to_string(n) + " labels").c_str());
-    std::vector<index_t> labels(static_cast<std::size_t>(n));
+    FileReader in(path);
+    const std::vector<std::uint8_t> head =
+        detail::read_idx_header(in, 8, 0x00000801u, "labels", "the 8-byte header of a label file");
+    const std::uint64_t n = detail::be32(head, 4);
+    std::vector<std::uint8_t> b;
+    in.read(b, n);
+    detail::check_idx_end(in, 8 + n, "8-byte header + " + std::to_string(n) + " labels");
+    std::vector<index_t> labels(b.size());
     for (std::size_t i = 0; i < labels.size(); ++i) {
-        const index_t y = b[8 + i];
+        const index_t y = b[i];
         if (y > max_label)
             throw DataError(path + ": label " + std::to_string(y) + " at byte " +
                             std::to_string(8 + i) + " is outside [0, " + std::to_string(max_label) +

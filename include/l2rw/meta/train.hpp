@@ -186,7 +186,7 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
                          " is not positive");
 
     TrainSummary sum;
-    if (o.resume && std::filesystem::exists(o.checkpoint_path)) {
+    if (o.resume && io::checkpoint_exists(o.checkpoint_path)) {
         io::load_checkpoint(o.checkpoint_path, model, opt);
         sum.first_step = static_cast<std::int64_t>(opt.step_count());
         sum.resumed = true;
