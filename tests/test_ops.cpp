@@ -249,9 +249,7 @@ TEST_CASE_TEMPLATE("ops: elementwise function derivatives", B, L2RW_BACKENDS) {
     // broken: sqrt's rule without the 0.5 -> "sqrt: first-order VJP of input 0 [2, 5]" (2x
     //   off) and its HVP.
     check_gradients<B>([](const auto& v) { return sqrt(v[0]); }, {pos}, {.what = "sqrt"});
-    // safe_sqrt is sqrt, to second order, away from 0. broken: its slope without the mask
-    //   (0.5 / (out + 1 − m) · 1) -> "safe_sqrt: first-order VJP" (off where x > 0 is not
-    //   affected, so only the x = 0 checks below failed: got 0.5, want 0).
+    // safe_sqrt is sqrt, to second order, away from 0 (at 0: the next test case).
     check_gradients<B>([](const auto& v) { return safe_sqrt(v[0]); }, {pos}, {.what = "safe_sqrt"});
     // broken: pow's rule with pow(x, p) instead of pow(x, p - 1) -> first-order and HVP
     //   failures of all three pow checks. broken differently: the factor pow(x.detach(), p - 1)
@@ -289,8 +287,8 @@ TEST_CASE_TEMPLATE("ops: elementwise function derivatives", B, L2RW_BACKENDS) {
 }
 
 // Adam's q = m/(√v + ε) with m = g, v = g² at g = 0 has the derivative 1/ε; sqrt's rule
-// makes it 0·∞ = NaN. broken: safe_sqrt's slope as sqrt's (gout / out · 0.5) -> the
-// gradient and the JVP at 0 were NaN ("got nan, want 1e+08").
+// makes it 0·∞ = NaN. broken: safe_sqrt's slope as sqrt's (0.5 / out) -> "dq/dg" failed
+// (NaN at 0), dy at 0 was inf, and the second derivative threw "grad: output 0 is not finite".
 TEST_CASE_TEMPLATE("ops: safe_sqrt has a finite derivative at 0", B, L2RW_BACKENDS) {
     using T = TensorD<B>;
     const auto g0 = tensor<B>(Shape{3}, {0.0, 0.0, 4.0});

@@ -70,9 +70,8 @@ std::shared_ptr<Model> trained_resnet(Opt& opt, const Batch& val) {
 }
 }  // namespace
 
-// broken: step() without its BufferSnapshot -> "model and optimizer unchanged" failed for
-//   every case (BatchNorm's running mean and variance held NaN afterwards); SGD::step without
-//   check_finite -> the uniform-policy case wrote NaN weights and did not throw.
+// broken: BufferSnapshot::restore doing nothing -> the final snapshot comparison failed in
+//   every case (BatchNorm's running statistics had taken the poisoned batch).
 TEST_CASE("guarantees: a step that throws leaves the model and the optimizer as they were") {
     const auto val = images(4, 3, 8, 3, 30);
     for (double poison : {kNaN, std::numeric_limits<double>::infinity()}) {
@@ -141,8 +140,8 @@ TEST_CASE("guarantees: a fresh Adam's lookahead has a finite meta-gradient (sqrt
 }
 
 // The issue's case: a ReLU network and one NaN pixel. relu(NaN) = 0, so the loss is finite and
-// only the first layer's gradient is NaN. broken: SGD::step without check_finite -> "did not
-// throw", and the 30 steps ended with NaN in 0.weight.
+// only the first layer's gradient is NaN. broken: check_finite skipping parameter 0 (the first
+// layer's weight) -> "no exception thrown", and the parameters had changed (NaN).
 TEST_CASE("guarantees: a NaN that relu hides from the loss stops training at its step") {
     auto m = std::make_shared<Model>();
     m->emplace<nn::Flatten<double, Cpu>>();
@@ -163,8 +162,8 @@ TEST_CASE("guarantees: a NaN that relu hides from the loss stops training at its
     CHECK(snapshot(*m, opt) == before);
 }
 
-// broken: check_finite's loop starting at parameter 1 -> "did not throw" for SGD and Adam
-//   (the first parameter took the NaN).
+// broken: check_finite's loop starting at parameter 1 -> "no exception thrown" for SGD and
+//   Adam, and the first parameter took the NaN.
 TEST_CASE("guarantees: optimizers write nothing from a non-finite gradient") {
     using T = Tensor<double, Cpu>;
     for (int which = 0; which < 2; ++which) {
@@ -248,9 +247,8 @@ struct Forgetful : nn::Module<double, Cpu> {
 };
 }  // namespace
 
-// broken: ParamBinding::get falling back to Var(p) -> "did not throw", and the step trained
-//   nothing; the binding keyed by data pointer -> weight and alias got the same leaf (the
-//   node ids were equal).
+// broken: ParamBinding::get falling back to a constant for an unbound Tensor (the old rule)
+//   -> this test case failed (the mutant crashed: it returned the constant by reference).
 TEST_CASE("guarantees: a parameter missing from visit() is an error, not a constant") {
     Forgetful f;
     const auto x = Tensor<double, Cpu>::randn(Shape{3, 4}, 1);

@@ -171,7 +171,7 @@ TEST_CASE("tape: memory is released every step (10,000 MLP steps, flat RSS)") {
 // ---- in-place writes ---------------------------------------------------------------------------
 
 // broken: grad() without its check_versions call -> every check_throws_mentioning below
-//   "did not throw", and the SGD case returned 2w' (the new weights) instead of 2w.
+//   "did not throw",.
 TEST_CASE_TEMPLATE("tape: a value overwritten after it was recorded cannot be differentiated", B,
                    L2RW_BACKENDS) {
     using T = TensorD<B>;
