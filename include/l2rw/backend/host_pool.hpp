@@ -20,6 +20,8 @@
 #include <mutex>
 #include <new>
 
+#include "../error.hpp"
+
 namespace l2rw {
 
 class HostPool {
@@ -97,12 +99,14 @@ class HostPool {
   public:
     /// The bytes actually allocated for a request of `b`: small blocks rounded to the
     /// alignment, cached ones up to their size class (a quarter of the request's power of 2).
+    /// A request too large to round up (within a class of SIZE_MAX) is a ValueError, not a
+    /// wrapped-around small block.
     static std::size_t round(std::size_t b) {
         if (b < min_cached) return (b + alignment - 1) / alignment * alignment;
         std::size_t p = min_cached;
         while (p <= b / 2) p *= 2;  // largest power of 2 <= b
         const std::size_t q = p / 4;
-        return (b + q - 1) / q * q;
+        return checked_add<ValueError>(b, q - 1, "HostPool::round: bytes + class rounding") / q * q;
     }
 
   private:
@@ -117,8 +121,11 @@ template <class T>
 class HostBuffer {
   public:
     HostBuffer() = default;
+    /// n elements; a byte count that overflows std::size_t is a ValueError.
     explicit HostBuffer(std::size_t n)
-        : data_(n ? static_cast<T*>(HostPool::instance().allocate(n * sizeof(T))) : nullptr),
+        : data_(n ? static_cast<T*>(HostPool::instance().allocate(
+                        checked_mul<ValueError>(n, sizeof(T), "HostBuffer: elements * bytes")))
+                  : nullptr),
           size_(n) {}
     ~HostBuffer() { reset(); }
     HostBuffer(const HostBuffer&) = delete;
