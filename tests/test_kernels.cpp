@@ -11,7 +11,7 @@
 //   every op that takes a geometry (im2col, col2im, the conv family, max-pool gather and
 //     scatter, average pool and its adjoint, the residual shortcut) checks it against its
 //     operands: a mismatch is a ShapeError, never an access outside a buffer
-//   the host pool's size classes
+//   the host pool's size classes, and its limit changed while another thread allocates
 //
 // Mutations seen caught here (each undone): BatchNormBackward without its x̂·Σg·x̂/M term
 // (fails the fused-vs-composite check and the first-order FD); SumSlices adding slice 0
@@ -19,6 +19,7 @@
 // gradient's VJP for x given a gradient scaled by 1.0001 (fails the conv2d HVP);
 // team_size() kept at the requested count (fails the adaptive-team check).
 #include <numeric>
+#include <thread>
 
 #include "testing.hpp"
 
@@ -28,7 +29,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <thread>
 #endif
 
 using namespace l2rw;
@@ -491,4 +491,22 @@ TEST_CASE("kernels: host pool size classes round up by at most a quarter and sha
     void* q = HostPool::instance().allocate(5 * mib + 100000);
     CHECK(p == q);
     HostPool::instance().deallocate(q, 5 * mib + 100000);
+}
+
+TEST_CASE("kernels: the host pool's limit changes while another thread allocates") {
+    // Issue 11 item 13: the pool's shared counts are read and written only under its lock.
+    // The race ThreadSanitizer reported is visible only in a -fsanitize=thread build: this
+    // loop in a standalone program reported "data race ... set_limit" against deallocate
+    // with set_limit reading cached_ after unlocking (its version before fc7673d), and
+    // nothing with the lock held (then, and with limit and trim under one hold now).
+    auto& pool = HostPool::instance();
+    const std::size_t mib = std::size_t(1) << 20, limit = std::size_t(2) << 30;
+    std::thread worker([&] {
+        for (int i = 0; i < 2000; ++i) pool.deallocate(pool.allocate(mib), mib);
+    });
+    for (int i = 0; i < 2000; ++i) pool.set_limit(i % 2 ? 0 : limit);
+    worker.join();
+    pool.set_limit(0);
+    CHECK(pool.cached_bytes() == 0);
+    pool.set_limit(limit);
 }

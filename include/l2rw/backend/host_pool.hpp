@@ -71,19 +71,15 @@ class HostPool {
     /// Frees every cached block.
     void release() {
         std::lock_guard<std::mutex> lock(mu_);
-        for (auto& [n, p] : free_) std::free(p);
-        free_.clear();
-        cached_ = 0;
+        free_all();
     }
-    /// Bounds the bytes kept for reuse (0 turns caching off).
+    /// Bounds the bytes kept for reuse (0 turns caching off). The new limit and the blocks it
+    /// drops change under one hold of the lock, so no other thread sees more cached than the
+    /// limit it reads.
     void set_limit(std::size_t bytes) {
-        bool over = false;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            limit_ = bytes;
-            over = cached_ > limit_;
-        }
-        if (over) release();
+        std::lock_guard<std::mutex> lock(mu_);
+        limit_ = bytes;
+        if (cached_ > limit_) free_all();
     }
     [[nodiscard]] std::size_t cached_bytes() const {
         std::lock_guard<std::mutex> lock(mu_);
@@ -110,6 +106,13 @@ class HostPool {
     }
 
   private:
+    void free_all() {  // mu_ held
+        for (auto& [n, p] : free_) std::free(p);
+        free_.clear();
+        cached_ = 0;
+    }
+
+    // Shared between threads, read and written only with mu_ held.
     mutable std::mutex mu_;
     std::multimap<std::size_t, void*> free_;
     std::size_t cached_ = 0;
