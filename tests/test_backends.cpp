@@ -1,7 +1,10 @@
-// tests/test_backends.cpp — Tensor basics on every backend, the seeded random numbers, and
+// tests/test_backends.cpp — Tensor basics on every backend (sizes that overflow are typed
+// errors: element counts, byte counts, an empty random range), the seeded random numbers, and
 // the Cpu and Thrust backends agreeing on every op's forward values and on gradients and
 // Hessian-vector products of a composite (an MLP loss).
+#include <array>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <string>
 #include <type_traits>
@@ -48,6 +51,33 @@ TEST_CASE("shape: rank, numel, str, broadcasting and errors") {
                                         "dim out of range");
     check_throws_mentioning<ShapeError>([&] { (void)s.dim(-4); }, {"axis -4"},
                                         "negative dim out of range");
+}
+
+TEST_CASE("shape: an element count that overflows index_t is a ShapeError, never a wrap") {
+    // Issue 11 item 10. Broken (push's checked_mul taken out, each undone): [2^40, 2^40]
+    // became a shape of numel 0 and Tensor(shape) "constructed" it, so every check here
+    // failed with "no exception thrown".
+    const index_t big = index_t(1) << 40;
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)Shape{big, big};
+        },
+        {"Shape [1099511627776, 1099511627776]", "overflows"}, "[2^40, 2^40]");
+    const std::array<index_t, 3> dims{index_t(1) << 21, index_t(1) << 21, index_t(1) << 22};
+    check_throws_mentioning<ShapeError>([&] { (void)Shape::from_range(dims.begin(), dims.end()); },
+                                        {"Shape", "overflows"}, "from_range 2^64");
+    // A zero does not excuse the rest: strides and partial products would still overflow.
+    check_throws_mentioning<ShapeError>(
+        [&] {
+            (void)Shape{0, big, big};
+        },
+        {"overflows"}, "[0, 2^40, 2^40]");
+    CHECK_THROWS_AS((void)TensorD<Cpu>(Shape{big, big}), ShapeError);
+    // The largest counts still fit: 2^62 and 2^63 - 1.
+    CHECK(Shape{index_t(1) << 31, index_t(1) << 31}.numel() == index_t(1) << 62);
+    CHECK(Shape{std::numeric_limits<index_t>::max()}.numel() ==
+          std::numeric_limits<index_t>::max());
+    CHECK(Shape{big, 0}.numel() == 0);
 }
 
 // ---- Tensor basics ---------------------------------------------------------------------------
@@ -110,6 +140,26 @@ TEST_CASE_TEMPLATE("tensor: construction, copies, views and errors", B, L2RW_BAC
     // Index tensors.
     auto idx = IndexTensor<B>::from_host(Shape{3}, std::vector<index_t>{4, 0, -2});
     CHECK(idx.to_host() == std::vector<index_t>{4, 0, -2});
+}
+
+TEST_CASE_TEMPLATE("tensor: a byte count that overflows size_t is a ValueError, not a small block",
+                   B, L2RW_BACKENDS) {
+    // Issue 11 item 10: 2^62 doubles fit in index_t but are 2^65 bytes. Broken (the checks
+    // in HostBuffer, HostPool::round and Thrust::allocate taken out, undone): on Cpu all three
+    // checks failed with "no exception thrown" (the tensor asked the pool for 0 bytes and
+    // was "constructed" holding 2^62 elements); on Thrust<OMP> the test case crashed with
+    // SIGSEGV (Thrust's own byte count wrapped too).
+    const index_t n = index_t(1) << 62;
+    check_throws_mentioning<ValueError>([&] { (void)TensorD<B>(Shape{n}); },
+                                        {"4611686018427387904", "8", "overflows"}, "2^62 doubles");
+    check_throws_mentioning<ValueError>(
+        [&] { (void)HostBuffer<double>(static_cast<std::size_t>(n)); }, {"HostBuffer"},
+        "HostBuffer of 2^62 doubles");
+    // A request within a size class of SIZE_MAX cannot be rounded up (it wrapped to a small
+    // block before: HostPool::round(SIZE_MAX - 5) was 0).
+    check_throws_mentioning<ValueError>(
+        [] { (void)HostPool::round(std::numeric_limits<std::size_t>::max() - 5); }, {"HostPool"},
+        "round near SIZE_MAX");
 }
 
 TEST_CASE_TEMPLATE("backend: sum and gemm primitives", B, L2RW_BACKENDS) {
@@ -178,6 +228,15 @@ TEST_CASE_TEMPLATE("random: seeded, deterministic, with the right moments", B, L
     std::vector<int> counts(5, 0);
     for (int i = 0; i < 50'000; ++i) ++counts[static_cast<std::size_t>(r.below(5))];
     for (int c : counts) CHECK(std::abs(c - 10'000) < 500);
+}
+
+TEST_CASE("random: below(0), an empty range, is a ValueError") {
+    // Issue 11 item 10. Broken (the n == 0 test taken out, undone): UINT64_MAX % 0 killed
+    // the test binary (SIGILL: with the 0 inlined, the compiler made the division a trap).
+    Rng r(1);
+    check_throws_mentioning<ValueError>([&] { (void)r.below(0); }, {"Rng::below", "empty"},
+                                        "below(0)");
+    CHECK(r.below(1) == 0);
 }
 
 // ---- the two backends agree --------------------------------------------------------------------

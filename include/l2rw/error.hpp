@@ -1,9 +1,11 @@
-// l2rw/error.hpp — the typed exceptions l2rw throws. Every message names the operation
-// (or file) and what was wrong with it.
+// l2rw/error.hpp — the typed exceptions l2rw throws, and the checked size arithmetic that
+// throws them. Every message names the operation (or file) and what was wrong with it.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace l2rw {
 
@@ -36,5 +38,43 @@ class ValueError : public Error {
   public:
     using Error::Error;
 };
+
+namespace detail {
+template <class Who>
+std::string overflow_message(const Who& who, const char* op, const std::string& a,
+                             const std::string& b, std::size_t bits) {
+    std::string w;
+    if constexpr (std::is_invocable_v<const Who&>)
+        w = who();
+    else
+        w = who;
+    return w + ": " + a + " " + op + " " + b + " overflows " + std::to_string(bits) + " bits";
+}
+}  // namespace detail
+
+/// a * b for sizes and offsets, or E (naming `who` and both operands) where the product does
+/// not fit in I: never a silent wrap-around. `who` is a string or a callable returning one,
+/// called only on overflow (so that a hot caller builds no message). Every size product a
+/// caller can choose (shape dims, element counts to bytes, window geometries) goes through
+/// here.
+template <class E, class I, class Who>
+[[nodiscard]] I checked_mul(I a, I b, const Who& who) {
+    static_assert(std::is_integral_v<I>);
+    I r{};
+    if (__builtin_mul_overflow(a, b, &r)) [[unlikely]]
+        throw E(detail::overflow_message(who, "*", std::to_string(a), std::to_string(b),
+                                         sizeof(I) * 8));
+    return r;
+}
+/// a + b, or E where the sum does not fit in I (as checked_mul).
+template <class E, class I, class Who>
+[[nodiscard]] I checked_add(I a, I b, const Who& who) {
+    static_assert(std::is_integral_v<I>);
+    I r{};
+    if (__builtin_add_overflow(a, b, &r)) [[unlikely]]
+        throw E(detail::overflow_message(who, "+", std::to_string(a), std::to_string(b),
+                                         sizeof(I) * 8));
+    return r;
+}
 
 }  // namespace l2rw

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <random>
 
+#include "error.hpp"
+
 namespace l2rw {
 
 class Rng {
@@ -37,8 +39,9 @@ class Rng {
     }
     double normal(double mean, double stddev) { return mean + stddev * normal(); }
 
-    /// Uniform integer in [0, n).
+    /// Uniform integer in [0, n); n = 0 (an empty range) is a ValueError.
     std::uint64_t below(std::uint64_t n) {
+        if (n == 0) throw ValueError("Rng::below: the range [0, 0) is empty");
         // Lemire's nearly divisionless method would be faster; rejection keeps it exact.
         const std::uint64_t limit = UINT64_MAX - UINT64_MAX % n;
         std::uint64_t x;

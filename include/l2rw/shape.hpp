@@ -18,19 +18,17 @@ class Shape {
         if (dims.size() > static_cast<std::size_t>(max_rank))
             throw ShapeError("Shape: rank " + std::to_string(dims.size()) +
                              " exceeds the maximum " + std::to_string(max_rank));
-        for (index_t d : dims) {
-            if (d < 0) throw ShapeError("Shape: negative dimension " + std::to_string(d));
-            dims_[rank_++] = d;
-        }
+        index_t count = 1;
+        for (index_t d : dims) push(d, count);
     }
     template <class It>
     static Shape from_range(It first, It last) {
         Shape s;
+        index_t count = 1;
         for (; first != last; ++first) {
             if (s.rank_ == max_rank)
                 throw ShapeError("Shape: rank exceeds the maximum " + std::to_string(max_rank));
-            if (*first < 0) throw ShapeError("Shape: negative dimension " + std::to_string(*first));
-            s.dims_[s.rank_++] = static_cast<index_t>(*first);
+            s.push(static_cast<index_t>(*first), count);
         }
         return s;
     }
@@ -46,6 +44,7 @@ class Shape {
                              str());
         return dims_[static_cast<std::size_t>(a)];
     }
+    /// A plain product: the constructors saw that it fits (see push).
     [[nodiscard]] index_t numel() const {
         index_t n = 1;
         for (int i = 0; i < rank_; ++i) n *= dims_[static_cast<std::size_t>(i)];
@@ -79,6 +78,15 @@ class Shape {
     }
 
   private:
+    /// Appends dimension d. Every Shape is built here, so none holds a count that overflows:
+    /// the product of the non-zero dims (`count`) must fit in index_t, which bounds every
+    /// partial product too (numel, strides), however the zeros lie.
+    void push(index_t d, index_t& count) {
+        if (d < 0) throw ShapeError("Shape: negative dimension " + std::to_string(d));
+        dims_[static_cast<std::size_t>(rank_++)] = d;
+        if (d != 0) count = checked_mul<ShapeError>(count, d, [this] { return "Shape " + str(); });
+    }
+
     std::array<index_t, max_rank> dims_{0, 0, 0, 0};
     int rank_ = 0;
 };

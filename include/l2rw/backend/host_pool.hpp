@@ -20,6 +20,8 @@
 #include <mutex>
 #include <new>
 
+#include "../error.hpp"
+
 namespace l2rw {
 
 class HostPool {
@@ -69,19 +71,15 @@ class HostPool {
     /// Frees every cached block.
     void release() {
         std::lock_guard<std::mutex> lock(mu_);
-        for (auto& [n, p] : free_) std::free(p);
-        free_.clear();
-        cached_ = 0;
+        free_all();
     }
-    /// Bounds the bytes kept for reuse (0 turns caching off).
+    /// Bounds the bytes kept for reuse (0 turns caching off). The new limit and the blocks it
+    /// drops change under one hold of the lock, so no other thread sees more cached than the
+    /// limit it reads.
     void set_limit(std::size_t bytes) {
-        bool over = false;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            limit_ = bytes;
-            over = cached_ > limit_;
-        }
-        if (over) release();
+        std::lock_guard<std::mutex> lock(mu_);
+        limit_ = bytes;
+        if (cached_ > limit_) free_all();
     }
     [[nodiscard]] std::size_t cached_bytes() const {
         std::lock_guard<std::mutex> lock(mu_);
@@ -97,15 +95,24 @@ class HostPool {
   public:
     /// The bytes actually allocated for a request of `b`: small blocks rounded to the
     /// alignment, cached ones up to their size class (a quarter of the request's power of 2).
+    /// A request too large to round up (within a class of SIZE_MAX) is a ValueError, not a
+    /// wrapped-around small block.
     static std::size_t round(std::size_t b) {
         if (b < min_cached) return (b + alignment - 1) / alignment * alignment;
         std::size_t p = min_cached;
         while (p <= b / 2) p *= 2;  // largest power of 2 <= b
         const std::size_t q = p / 4;
-        return (b + q - 1) / q * q;
+        return checked_add<ValueError>(b, q - 1, "HostPool::round: bytes + class rounding") / q * q;
     }
 
   private:
+    void free_all() {  // mu_ held
+        for (auto& [n, p] : free_) std::free(p);
+        free_.clear();
+        cached_ = 0;
+    }
+
+    // Shared between threads, read and written only with mu_ held.
     mutable std::mutex mu_;
     std::multimap<std::size_t, void*> free_;
     std::size_t cached_ = 0;
@@ -117,8 +124,11 @@ template <class T>
 class HostBuffer {
   public:
     HostBuffer() = default;
+    /// n elements; a byte count that overflows std::size_t is a ValueError.
     explicit HostBuffer(std::size_t n)
-        : data_(n ? static_cast<T*>(HostPool::instance().allocate(n * sizeof(T))) : nullptr),
+        : data_(n ? static_cast<T*>(HostPool::instance().allocate(
+                        checked_mul<ValueError>(n, sizeof(T), "HostBuffer: elements * bytes")))
+                  : nullptr),
           size_(n) {}
     ~HostBuffer() { reset(); }
     HostBuffer(const HostBuffer&) = delete;

@@ -28,6 +28,7 @@
 #endif
 
 #include "../config.hpp"
+#include "../error.hpp"
 #include "concept.hpp"
 #include "kernels.hpp"
 
@@ -70,9 +71,13 @@ struct Thrust {
 
     static constexpr const char* name() { return System::name(); }
 
+    /// n elements; a byte count that overflows std::size_t is a ValueError (Thrust's own
+    /// allocation multiplies unchecked).
     template <class T>
     static buffer<T> allocate(index_t n) {
-        return buffer<T>(static_cast<std::size_t>(n));
+        const auto count = static_cast<std::size_t>(n);
+        (void)checked_mul<ValueError>(count, sizeof(T), "Thrust::allocate: elements * bytes");
+        return buffer<T>(count);
     }
     template <class T>
     static T* data(buffer<T>& b) {

@@ -11,24 +11,7 @@
 namespace l2rw::nn::functional {
 
 namespace detail {
-inline kernel::Window2d window(const Shape& x, index_t kh, index_t kw, index_t stride, index_t pad,
-                               const char* op) {
-    if (x.rank() != 4)
-        throw ShapeError(std::string(op) + ": want an [N, C, H, W] input, got " + x.str());
-    if (kh <= 0 || kw <= 0 || stride <= 0 || pad < 0)
-        throw ValueError(std::string(op) + ": window " + std::to_string(kh) + "x" +
-                         std::to_string(kw) + ", stride " + std::to_string(stride) + ", padding " +
-                         std::to_string(pad) + " is not valid");
-    kernel::Window2d g{x[0], x[1], x[2], x[3], kh, kw, stride, pad, 0, 0};
-    const index_t hh = x[2] + 2 * pad - kh, ww = x[3] + 2 * pad - kw;
-    if (hh < 0 || ww < 0)
-        throw ShapeError(std::string(op) + ": window " + std::to_string(kh) + "x" +
-                         std::to_string(kw) + " with padding " + std::to_string(pad) +
-                         " does not fit input " + x.str());
-    g.oh = hh / stride + 1;
-    g.ow = ww / stride + 1;
-    return g;
-}
+using kernel::window;  // the geometry builder (backend/spatial.hpp)
 }  // namespace detail
 
 template <class T, Backend B>
@@ -37,7 +20,8 @@ Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g);
 /// Unfolds every window of x into a row: [N*OH*OW, C*KH*KW].
 template <class T, Backend B>
 Var<T, B> im2col(const Var<T, B>& x, const kernel::Window2d& g) {
-    Tensor<T, B> out(Shape{g.n * g.oh * g.ow, g.kk()});
+    kernel::check(g, x.shape(), kernel::input_shape(g), "im2col", "input");
+    Tensor<T, B> out(kernel::cols_shape(g, "im2col"));
     B::for_each(g.n * g.oh * g.ow, kernel::Im2col<T>{x.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "im2col", std::move(out), {&x},
@@ -48,7 +32,8 @@ Var<T, B> im2col(const Var<T, B>& x, const kernel::Window2d& g) {
 /// The adjoint of im2col: sums window rows back into an [N, C, H, W] image.
 template <class T, Backend B>
 Var<T, B> col2im(const Var<T, B>& cols, const kernel::Window2d& g) {
-    Tensor<T, B> out(Shape{g.n, g.c, g.h, g.w});
+    kernel::check(g, cols.shape(), kernel::cols_shape(g, "col2im"), "col2im", "unfolded windows");
+    Tensor<T, B> out(kernel::input_shape(g));
     B::for_each(g.n * g.c, kernel::Col2im<T>{cols.value().data(), out.data(), g});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "col2im", std::move(out), {&cols},
@@ -62,15 +47,10 @@ template <class T, Backend B>
 Var<T, B> conv2d_weight_grad(const Var<T, B>& x, const Var<T, B>& gy, const kernel::Window2d& g);
 
 namespace detail {
-inline void check_conv_operand(const Shape& s, const Shape& want, const char* op,
-                               const char* what) {
-    if (!(s == want))
-        throw ShapeError(std::string(op) + ": " + what + " has shape " + s.str() + " but the " +
-                         "convolution's geometry wants " + want.str());
-}
-inline Shape conv_input_shape(const kernel::Window2d& g) { return Shape{g.n, g.c, g.h, g.w}; }
-inline Shape conv_output_shape(const kernel::Window2d& g, index_t O) {
-    return Shape{g.n, O, g.oh, g.ow};
+/// The weights [O, C, KH, KW] that a convolution of geometry g wants, for the O of w.
+template <class T, Backend B>
+Shape conv_weights_shape(const Var<T, B>& w, const kernel::Window2d& g) {
+    return Shape{w.rank() == 4 ? w.shape()[0] : 0, g.c, g.kh, g.kw};
 }
 }  // namespace detail
 
@@ -81,16 +61,13 @@ inline Shape conv_output_shape(const kernel::Window2d& g, index_t O) {
 template <class T, Backend B>
 Var<T, B> conv2d_geo(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bias,
                      const kernel::Window2d& g) {
-    if (w.rank() != 4 || w.dim(1) != g.c || w.dim(2) != g.kh || w.dim(3) != g.kw)
-        throw ShapeError("conv2d: weights " + w.shape().str() + " do not fit the geometry (" +
-                         std::to_string(g.c) + " channels, " + std::to_string(g.kh) + "x" +
-                         std::to_string(g.kw) + " windows)");
+    kernel::check(g, x.shape(), kernel::input_shape(g), "conv2d", "input");
+    kernel::check(g, w.shape(), detail::conv_weights_shape(w, g), "conv2d", "weights");
     const index_t O = w.dim(0);
-    detail::check_conv_operand(x.shape(), detail::conv_input_shape(g), "conv2d", "input");
     if (bias.defined() && !(bias.shape() == Shape{O}))
         throw ShapeError("conv2d: bias " + bias.shape().str() + " for " + std::to_string(O) +
                          " filters");
-    Tensor<T, B> y(detail::conv_output_shape(g, O));
+    Tensor<T, B> y(kernel::output_shape(g, O));
     conv::forward<T, B>(x.value().data(), w.value().data(),
                         bias.defined() ? bias.value().data() : nullptr, y.data(), O, g);
     auto rule = [g, O](l2rw::detail::VjpContext<T, B>& c) {
@@ -121,13 +98,11 @@ Var<T, B> conv2d_geo(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bi
 /// Bilinear in (gy, w): ⟨G, gx⟩ = ⟨conv2d(G, w), gy⟩ = ⟨conv2d_weight_grad(G, gy), w⟩.
 template <class T, Backend B>
 Var<T, B> conv2d_input_grad(const Var<T, B>& gy, const Var<T, B>& w, const kernel::Window2d& g) {
-    if (w.rank() != 4 || w.dim(1) != g.c || w.dim(2) != g.kh || w.dim(3) != g.kw)
-        throw ShapeError("conv2d_input_grad: weights " + w.shape().str() +
-                         " do not fit the geometry");
+    kernel::check(g, w.shape(), detail::conv_weights_shape(w, g), "conv2d_input_grad", "weights");
     const index_t O = w.dim(0);
-    detail::check_conv_operand(gy.shape(), detail::conv_output_shape(g, O), "conv2d_input_grad",
-                               "output gradient");
-    Tensor<T, B> gx(detail::conv_input_shape(g));
+    kernel::check(g, gy.shape(), kernel::output_shape(g, O), "conv2d_input_grad",
+                  "output gradient");
+    Tensor<T, B> gx(kernel::input_shape(g));
     conv::input_grad<T, B>(gy.value().data(), w.value().data(), gx.data(), O, g);
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_in0 | l2rw::detail::keep_in1, "conv2d_input_grad", std::move(gx),
@@ -149,14 +124,10 @@ Var<T, B> conv2d_input_grad(const Var<T, B>& gy, const Var<T, B>& w, const kerne
 /// Bilinear in (x, gy): ⟨G, gw⟩ = ⟨conv2d(x, G), gy⟩ = ⟨conv2d_input_grad(gy, G), x⟩.
 template <class T, Backend B>
 Var<T, B> conv2d_weight_grad(const Var<T, B>& x, const Var<T, B>& gy, const kernel::Window2d& g) {
-    detail::check_conv_operand(x.shape(), detail::conv_input_shape(g), "conv2d_weight_grad",
-                               "input");
-    if (gy.rank() != 4)
-        throw ShapeError("conv2d_weight_grad: output gradient " + gy.shape().str() +
-                         " is not [N, O, OH, OW]");
-    const index_t O = gy.dim(1);
-    detail::check_conv_operand(gy.shape(), detail::conv_output_shape(g, O), "conv2d_weight_grad",
-                               "output gradient");
+    kernel::check(g, x.shape(), kernel::input_shape(g), "conv2d_weight_grad", "input");
+    const index_t O = gy.rank() == 4 ? gy.shape()[1] : 0;
+    kernel::check(g, gy.shape(), kernel::output_shape(g, O), "conv2d_weight_grad",
+                  "output gradient");
     Tensor<T, B> gw(Shape{O, g.c, g.kh, g.kw});
     conv::weight_grad<T, B>(x.value().data(), gy.value().data(), gw.data(), O, g);
     return l2rw::detail::record<T, B>(
@@ -194,11 +165,25 @@ template <class T, Backend B>
 Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
                           const kernel::Window2d& geo);
 
+namespace detail {
+/// The max-pool gather and scatter: the geometry against the operand, and one winner index
+/// per window ([N·C·OH·OW]). The winners' values are not checked (a pass over them on every
+/// call): they are max_pool2d's, each inside its own plane.
+template <Backend B>
+void check_maxpool(const kernel::Window2d& geo, const Shape& operand, const Shape& want,
+                   const char* what, const IndexTensor<B>& arg, const char* op) {
+    kernel::check(geo, operand, want, op, what);
+    kernel::check(geo, arg.shape(), Shape{kernel::output_shape(geo, geo.c).numel()}, op,
+                  "winner indices");
+}
+}  // namespace detail
+
 /// Picks x at the window maxima `arg` (flat indices into x): the max-pool forward.
 template <class T, Backend B>
 Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg,
                          const kernel::Window2d& geo) {
-    Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
+    detail::check_maxpool(geo, x.shape(), kernel::input_shape(geo), "input", arg, "maxpool_gather");
+    Tensor<T, B> out(kernel::output_shape(geo, geo.c));
     B::for_each(out.numel(), kernel::GatherFlat<T>{x.value().data(), arg.data(), out.data()});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "maxpool", std::move(out), {&x},
@@ -213,7 +198,9 @@ Var<T, B> maxpool_gather(const Var<T, B>& x, const IndexTensor<B>& arg,
 template <class T, Backend B>
 Var<T, B> maxpool_scatter(const Var<T, B>& g, const IndexTensor<B>& arg,
                           const kernel::Window2d& geo) {
-    Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
+    detail::check_maxpool(geo, g.shape(), kernel::output_shape(geo, geo.c), "gradient", arg,
+                          "maxpool_scatter");
+    Tensor<T, B> out(kernel::input_shape(geo));
     B::for_each(geo.n * geo.c,
                 kernel::MaxPoolScatter<T>{g.value().data(), arg.data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
@@ -242,10 +229,23 @@ Var<T, B> max_pool2d(const Var<T, B>& x, index_t k, index_t stride = 0, index_t 
 template <class T, Backend B>
 Var<T, B> avgpool_adjoint(const Var<T, B>& g, const kernel::Window2d& geo);
 
+namespace detail {
+/// The average pool and its adjoint: the geometry against the operand, and no padding (the
+/// kernels do not clip their windows).
+inline void check_avgpool(const kernel::Window2d& geo, const Shape& operand, const Shape& want,
+                          const char* op, const char* what) {
+    kernel::check(geo, operand, want, op, what);
+    if (geo.pad != 0)
+        throw ShapeError(std::string(op) + ": geometry " + kernel::str(geo) +
+                         " is padded; average pooling takes no padding");
+}
+}  // namespace detail
+
 /// Average pooling over the windows of `geo` (no padding).
 template <class T, Backend B>
 Var<T, B> avgpool_geo(const Var<T, B>& x, const kernel::Window2d& geo) {
-    Tensor<T, B> out(Shape{geo.n, geo.c, geo.oh, geo.ow});
+    detail::check_avgpool(geo, x.shape(), kernel::input_shape(geo), "avgpool_geo", "input");
+    Tensor<T, B> out(kernel::output_shape(geo, geo.c));
     B::for_each(out.numel(), kernel::AvgPool<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "avg_pool2d", std::move(out), {&x},
@@ -255,7 +255,9 @@ Var<T, B> avgpool_geo(const Var<T, B>& x, const kernel::Window2d& geo) {
 /// The adjoint of avgpool_geo.
 template <class T, Backend B>
 Var<T, B> avgpool_adjoint(const Var<T, B>& gout, const kernel::Window2d& geo) {
-    Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
+    detail::check_avgpool(geo, gout.shape(), kernel::output_shape(geo, geo.c), "avgpool_adjoint",
+                          "gradient");
+    Tensor<T, B> out(kernel::input_shape(geo));
     B::for_each(geo.n * geo.c, kernel::AvgPoolAdjoint<T>{gout.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "avg_pool2d_adjoint", std::move(out), {&gout},
@@ -287,25 +289,12 @@ Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo);
 /// equally on both sides up to `out_channels`.
 template <class T, Backend B>
 Var<T, B> shortcut_pad(const Var<T, B>& x, index_t out_channels, index_t stride) {
-    if (x.rank() != 4) throw ShapeError("shortcut_pad: want [N, C, H, W], got " + x.shape().str());
-    if (out_channels < x.dim(1) || stride <= 0)
-        throw ValueError("shortcut_pad: cannot map " + x.shape().str() + " to " +
-                         std::to_string(out_channels) + " channels with stride " +
-                         std::to_string(stride));
-    kernel::ShortcutGeo geo{x.dim(0),
-                            x.dim(1),
-                            x.dim(2),
-                            x.dim(3),
-                            out_channels,
-                            (x.dim(2) - 1) / stride + 1,
-                            (x.dim(3) - 1) / stride + 1,
-                            stride,
-                            (out_channels - x.dim(1)) / 2};
-    return shortcut_pad_geo(x, geo);
+    return shortcut_pad_geo(x, kernel::shortcut(x.shape(), out_channels, stride, "shortcut_pad"));
 }
 template <class T, Backend B>
 Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo) {
-    Tensor<T, B> out(Shape{geo.n, geo.oc, geo.oh, geo.ow});
+    kernel::check(geo, x.shape(), kernel::input_shape(geo), "shortcut_pad_geo", "input");
+    Tensor<T, B> out(kernel::output_shape(geo));
     B::for_each(out.numel(), kernel::ShortcutPad<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "shortcut_pad", std::move(out), {&x},
@@ -314,7 +303,8 @@ Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo) {
 }
 template <class T, Backend B>
 Var<T, B> shortcut_pad_adjoint(const Var<T, B>& g, const kernel::ShortcutGeo& geo) {
-    Tensor<T, B> out(Shape{geo.n, geo.c, geo.h, geo.w});
+    kernel::check(geo, g.shape(), kernel::output_shape(geo), "shortcut_pad_adjoint", "gradient");
+    Tensor<T, B> out(kernel::input_shape(geo));
     B::for_each(out.numel(), kernel::ShortcutPadAdjoint<T>{g.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "shortcut_pad_adjoint", std::move(out), {&g},
