@@ -223,7 +223,10 @@ int main(int argc, char** argv) {
     register_all(threads);
     benchmark::AddCustomContext("threads", [&] {
         std::string s;
-        for (int t : threads) s += (s.empty() ? "" : ",") + std::to_string(t);
+        for (int t : threads) {  // (not "," + to_string: GCC 12 warns -Wrestrict at -O3)
+            if (!s.empty()) s += ',';
+            s += std::to_string(t);
+        }
         return s;
     }());
     l2rw_bench::RatioReporter reporter;

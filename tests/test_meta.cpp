@@ -1,6 +1,7 @@
 // tests/test_meta.cpp — OnlineReweighter: the three strategies agree, the general one matches a
 // finite difference of a real lookahead step, normalisation, and the weights' behaviour on
 // noisy and imbalanced problems.
+#include <algorithm>
 #include <cmath>
 #include <l2rw/meta.hpp>
 #include <limits>
@@ -179,20 +180,29 @@ TEST_CASE_TEMPLATE("meta: the general strategy matches a finite difference of th
 TEST_CASE_TEMPLATE("meta: weights are normalised, or all zero and the batch skipped", B,
                    L2RW_BACKENDS) {
     auto m = make_model<B>(Arch::mlp, 3);
-    auto tr = make_batch<B>(Arch::mlp, 8, 41), va = make_batch<B>(Arch::mlp, 5, 42);
+    // Seeds with 4 positive and 4 negative u (41, 42 gave one positive: w = 1, trivially).
+    auto tr = make_batch<B>(Arch::mlp, 8, 47), va = make_batch<B>(Arch::mlp, 5, 48);
     meta::OnlineReweighter<Model<B>> rw(*m);
     auto r = rw.weights(tr, va);
     REQUIRE(r.weights.size() == 8);
-    if (!r.skipped) {
-        CHECK(std::accumulate(r.weights.begin(), r.weights.end(), 0.0) ==
-              doctest::Approx(1.0).epsilon(1e-12));
-    }
+    // u by another strategy (general: the real lookahead differentiated), so that the weights
+    // are checked against Eq. 9 of an independent u rather than of the report's own raw.
+    const auto u =
+        rw.meta_gradient(tr, va, meta::Lookahead<double, B>::sgd(1.0), meta::Strategy::general);
+    check_close(r.raw, u, 1e-10, 1e-14, "raw vs general");
+    // This batch has examples on both sides of 0, so clipping and normalising are both seen.
+    REQUIRE(std::count_if(u.begin(), u.end(), [](double v) { return v > 0; }) >= 2);
+    REQUIRE(std::count_if(u.begin(), u.end(), [](double v) { return v < 0; }) >= 1);
+    REQUIRE_FALSE(r.skipped);
+    double pos = 0;
+    for (double v : u) pos += std::max(v, 0.0);
     index_t zeros = 0;
     for (std::size_t i = 0; i < r.weights.size(); ++i) {
-        CHECK(r.weights[i] >= 0.0);
-        CHECK((r.weights[i] == 0.0) == (r.raw[i] <= 0.0));
-        zeros += r.weights[i] == 0.0;
+        CHECK(r.weights[i] == doctest::Approx(std::max(u[i], 0.0) / pos).epsilon(1e-9));
+        zeros += u[i] <= 0.0;
     }
+    CHECK(std::accumulate(r.weights.begin(), r.weights.end(), 0.0) ==
+          doctest::Approx(1.0).epsilon(1e-12));
     CHECK(r.zero_count == zeros);
     CHECK(std::isfinite(r.validation_loss));
 
@@ -389,7 +399,11 @@ TEST_CASE("meta: the minority class of a 95:5 problem gets over 5% of the weight
     const double share = mass_minor / mass_all;
     MESSAGE("minority: " << n_minor << " of " << n_all << " examples, " << 100 * share
                          << "% of the weight mass");
-    CHECK(share > 0.05);
+    // Uniform weights give the minority its share of the examples (5%); against a balanced
+    // clean set l2rw moves the mass towards half (measured: 56.7%); uniform weights would
+    // give exactly the example share, which the first CHECK bounds by 7%.
+    CHECK(static_cast<double>(n_minor) / static_cast<double>(n_all) < 0.07);
+    CHECK(share > 0.3);
 }
 
 TEST_CASE_TEMPLATE("meta: lookahead_from reproduces the optimizer's next step", B, L2RW_BACKENDS) {

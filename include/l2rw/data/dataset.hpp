@@ -76,7 +76,7 @@ struct Dataset {
         out.w = w;
         out.classes = classes;
         const auto sz = static_cast<std::size_t>(image_size());
-        out.images.resize(indices.size() * sz);
+        out.images.resize(checked_mul<ValueError>(indices.size(), sz, "Dataset::subset"));
         out.labels.reserve(indices.size());
         out.origin.reserve(indices.size());
         if (has_noise()) {
@@ -163,7 +163,7 @@ template <class T, Backend B>
 Batch<T, B> to_batch(const Dataset& ds, std::span<const index_t> indices) {
     const auto k = static_cast<index_t>(indices.size());
     const auto sz = static_cast<std::size_t>(ds.image_size());
-    std::vector<T> x(indices.size() * sz);
+    std::vector<T> x(checked_mul<ValueError>(indices.size(), sz, "to_batch"));
     std::vector<index_t> y(indices.size());
     Batch<T, B> b;
     b.indices.assign(indices.begin(), indices.end());
