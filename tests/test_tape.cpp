@@ -330,9 +330,9 @@ std::vector<Vec> reweighted_lenet(std::uint64_t seed, int steps) {
 }
 }  // namespace
 
-// Run under the tsan preset too (CI). broken: HostPool::set_limit reading cached_ without the
-// lock -> TSan "data race ... HostPool::set_limit" with the other thread's deallocate (the
-// limit is set below while both threads run).
+// Run under the tsan preset too (CI), with the host pool's limit changed while both threads
+// allocate and free (the pool's own race test: test_kernels.cpp, which TSan failed with
+// set_limit reading cached_ outside the lock).
 TEST_CASE("tape: two threads each train a LeNet with the reweighter, bit for bit as alone") {
 #if L2RW_TEST_SANITIZED
     constexpr int steps = 2;
