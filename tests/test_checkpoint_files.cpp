@@ -59,12 +59,10 @@ struct Image {
     Image& entry(const std::string& name, std::uint8_t kind, const std::vector<std::int64_t>& dims,
                  std::vector<double> values = {}, bool with_values = true) {
         str(name).u8(kind).u8(static_cast<std::uint8_t>(dims.size()));
+        for (auto d : dims) i64(d);
+        if (!with_values) return *this;  // (the product may not even fit in 64 bits)
         std::int64_t n = 1;
-        for (auto d : dims) {
-            i64(d);
-            n *= d;
-        }
-        if (!with_values) return *this;
+        for (auto d : dims) n *= d;
         if (values.empty())
             for (std::int64_t i = 0; i < n; ++i) values.push_back(static_cast<double>(i));
         for (double v : values) le(std::bit_cast<std::uint64_t>(v));
