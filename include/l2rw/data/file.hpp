@@ -56,7 +56,12 @@ class FileReader {
         std::error_code ec;
         const auto size = std::filesystem::file_size(path_, ec);
         if (!ec) file_size_ = static_cast<std::uint64_t>(size);
-        ensure(2);
+        try {
+            ensure(2);
+        } catch (...) {  // no destructor runs for a constructor that throws
+            std::fclose(f_);
+            throw;
+        }
         gzip_ = avail_ >= 2 && in_[0] == 0x1f && in_[1] == 0x8b;
         if (gzip_) {
             if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) {
@@ -173,7 +178,7 @@ class FileReader {
             inflateReset(&zs_);
             return true;
         }
-        const std::uint64_t extra = file_size_ > file_pos() ? file_size_ - file_pos() : have;
+        const std::uint64_t extra = remaining_raw() > 0 ? remaining_raw() : have;
         throw DataError(path_ + ": " + std::to_string(extra) +
                         " bytes that are not gzip data follow the end of the gzip stream " +
                         where() + " (only further gzip members may follow one)");
