@@ -118,6 +118,8 @@ class OnlineReweighter {
         const Lookahead<T, B> la = opt_.lookahead == LookaheadRule::sgd
                                        ? Lookahead<T, B>::sgd(static_cast<T>(opt.lr()))
                                        : lookahead_from(opt, params);
+        // Its own snapshot: weigh_step restores the buffers when it throws, but opt.step may
+        // still throw (a non-finite gradient) after weigh_step has updated them.
         const detail::BufferSnapshot<T, B> snap(model_);
         return detail::guarded_step(snap, std::string(who) + "::step: ", train, &val, [&] {
             auto ws = weigh_step(train, val, la, rng);
