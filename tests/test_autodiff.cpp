@@ -13,13 +13,6 @@ using namespace l2rw::testing;
 
 namespace {
 using Vec = std::vector<double>;
-
-template <Backend B>
-std::vector<VarD<B>> leaves(Tape<double, B>& tape, const std::vector<TensorD<B>>& ts) {
-    std::vector<VarD<B>> v;
-    for (const auto& t : ts) v.push_back(tape.leaf(t));
-    return v;
-}
 }  // namespace
 
 // ---- the grad() API ----------------------------------------------------------------------------

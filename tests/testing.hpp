@@ -229,6 +229,14 @@ template <class T, Backend B>
 Var<T, B> mlp_losses(const std::vector<Var<T, B>>& p, const Var<T, B>& x, const IndexTensor<B>& y) {
     return softmax_cross_entropy(mlp_logits(p, x), y);
 }
+/// Each of `ts` as a leaf on `tape`.
+template <Backend B>
+std::vector<VarD<B>> leaves(Tape<double, B>& tape, const std::vector<TensorD<B>>& ts) {
+    std::vector<VarD<B>> v;
+    for (const auto& t : ts) v.push_back(tape.leaf(t));
+    return v;
+}
+
 /// Seeded labels in [0, classes).
 template <Backend B>
 IndexTensor<B> random_labels(index_t n, index_t classes, std::uint64_t seed) {
