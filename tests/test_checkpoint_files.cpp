@@ -44,13 +44,14 @@ struct Image {
         b.insert(b.end(), s.begin(), s.end());
         return *this;
     }
-    /// Magic, version 1, scalar type `code`, the size field (filled in by bytes()), the entry
+    /// Magic, `version`, scalar type `code`, the size field (filled in by bytes()), the entry
     /// count and the optimizer flag, then the optimizer's name and step count when flag is 1.
+    /// (Version 1 has no metadata; a version 2 image ends with metadata(...).)
     static Image header(std::uint64_t entries, std::uint8_t flag = 0, const std::string& opt = "",
-                        std::int64_t step = 0, std::uint32_t code = 2) {
+                        std::int64_t step = 0, std::uint32_t code = 2, std::uint32_t version = 1) {
         Image m;
         for (char c : std::string("L2RWCKPT")) m.u8(static_cast<std::uint8_t>(c));
-        m.u32(1).u32(code).u64(0).u64(entries).u8(flag);
+        m.u32(version).u32(code).u64(0).u64(entries).u8(flag);
         if (flag == 1) m.str(opt).i64(step);
         return m;
     }
@@ -66,6 +67,12 @@ struct Image {
         if (values.empty())
             for (std::int64_t i = 0; i < n; ++i) values.push_back(static_cast<double>(i));
         for (double v : values) le(std::bit_cast<std::uint64_t>(v));
+        return *this;
+    }
+    /// The metadata section of version 2: a count, then each key and value.
+    Image& metadata(const std::vector<std::pair<std::string, std::string>>& kv) {
+        u32(static_cast<std::uint32_t>(kv.size()));
+        for (const auto& [k, v] : kv) str(k).str(v);
         return *this;
     }
     [[nodiscard]] Bytes bytes() const {
@@ -129,14 +136,107 @@ TEST_CASE("checkpoint format: the test's image builder matches save_checkpoint b
     auto model = nn::mlp<double, Cpu>({2, 2}, 3);
     io::save_checkpoint(dir / "m.l2ck", *model);
     const auto t = nn::named_tensors(*model);
-    const Bytes built = Image::header(2)
-                            .entry("0.weight", 0, {2, 2}, std::get<1>(t[0])->to_host())
-                            .entry("0.bias", 0, {2}, std::get<1>(t[1])->to_host())
-                            .bytes();
-    CHECK(built == read_raw(dir / "m.l2ck"));
+    auto built = [&](const std::vector<std::pair<std::string, std::string>>& kv) {
+        return Image::header(2, 0, "", 0, 2, 2)
+            .entry("0.weight", 0, {2, 2}, std::get<1>(t[0])->to_host())
+            .entry("0.bias", 0, {2}, std::get<1>(t[1])->to_host())
+            .metadata(kv)
+            .bytes();
+    };
+    CHECK(built({}) == read_raw(dir / "m.l2ck"));
+    io::save_checkpoint(dir / "m.l2ck", *model, {{"run/lr", "0.1"}, {"a", std::string("x\0y", 3)}});
+    CHECK(built({{"a", std::string("x\0y", 3)}, {"run/lr", "0.1"}}) == read_raw(dir / "m.l2ck"));
     // And a built image loads (so each test below fails on its one defect only).
     write_raw(dir / "b.l2ck", mlp22().bytes());
     CHECK_NOTHROW(io::load_checkpoint(dir / "b.l2ck", *model));
+}
+
+// ---- metadata (format version 2) ---------------------------------------------------------------
+
+TEST_CASE("checkpoint format: metadata is saved, probed and loaded; version 1 files still load") {
+    TempDir dir;
+    auto model = nn::mlp<double, Cpu>({2, 2}, 3);
+    optim::SGD<double, Cpu> opt({.lr = 0.1, .momentum = 0.9});
+    const io::Metadata meta{{"run/classes", "4,6"}, {"state/sum", "0x1.8p+1"}, {"empty", ""}};
+    io::save_checkpoint(dir / "m.l2ck", *model, opt, meta);
+    const auto info = io::probe_checkpoint(dir / "m.l2ck");
+    REQUIRE(info);
+    CHECK(info->metadata == meta);
+    auto other = nn::mlp<double, Cpu>({2, 2}, 4);
+    optim::SGD<double, Cpu> other_opt({.lr = 0.1, .momentum = 0.9});
+    io::Metadata seen;
+    CHECK(io::load_checkpoint(dir / "m.l2ck", *other, other_opt,
+                              [&](const io::CheckpointInfo& i) { seen = i.metadata; }) == meta);
+    CHECK(seen == meta);
+    CHECK(io::load_checkpoint(dir / "m.l2ck", *other) == meta);
+    // A version 1 file (no metadata section) loads, with no metadata.
+    write_raw(dir / "v1.l2ck", mlp22().bytes());
+    CHECK(io::load_checkpoint(dir / "v1.l2ck", *other).empty());
+    CHECK(io::probe_checkpoint(dir / "v1.l2ck")->metadata.empty());
+    check_throws_mentioning<CheckpointError>(
+        [&] {
+            io::save_checkpoint(dir / "e.l2ck", *model, {{"", "x"}});
+        },
+        {"e.l2ck", "a metadata key is empty"}, "saving an empty key");
+    CHECK_FALSE(io::checkpoint_exists(dir / "e.l2ck"));
+}
+
+TEST_CASE("checkpoint format: a check that refuses the file changes nothing") {
+    // Without the early call (accept after the optimizer's load_state) the momentum buffers
+    // were replaced though the load threw.
+    TempDir dir;
+    auto model = nn::mlp<double, Cpu>({2, 2}, 3);
+    optim::SGD<double, Cpu> opt({.lr = 0.1, .momentum = 0.9});
+    const auto ps = optim::ParamList<double, Cpu>(nn::named_parameters(*model));
+    std::vector<Tensor<double, Cpu>> g;
+    for (std::size_t i = 0; i < ps.size(); ++i)
+        g.push_back(Tensor<double, Cpu>::ones(ps[i].shape()));
+    opt.step(ps, g);
+    io::save_checkpoint(dir / "m.l2ck", *model, opt, {{"k", "v"}});
+    auto other = nn::mlp<double, Cpu>({2, 2}, 9);
+    optim::SGD<double, Cpu> fresh({.lr = 0.1, .momentum = 0.9});
+    const auto before = nn::named_tensors(*other);
+    std::vector<std::vector<double>> values;
+    for (const auto& e : before) values.push_back(std::get<1>(e)->to_host());
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)io::load_checkpoint(dir / "m.l2ck", *other, fresh,
+                                      [](const io::CheckpointInfo& i) {
+                                          CHECK(i.optimizer_step == 1);
+                                          CHECK(i.metadata.at("k") == "v");
+                                          throw ValueError("refused");
+                                      });
+        },
+        {"refused"}, "refusing check");
+    for (std::size_t i = 0; i < before.size(); ++i)
+        CHECK(std::get<1>(before[i])->to_host() == values[i]);
+    CHECK(fresh.step_count() == 0);
+    CHECK(fresh.num_params() == 0);
+}
+
+TEST_CASE("checkpoint format: bad metadata") {
+    // Without each check: an empty key or a repeated one loaded (the second value lost).
+    auto v2 = [] {
+        return Image::header(2, 0, "", 0, 2, 2)
+            .entry("0.weight", 0, {2, 2})
+            .entry("0.bias", 0, {2});
+    };
+    expect_rejected(v2().metadata({{"a", "1"}, {"", "2"}}).bytes(), ": metadata key 1 is empty",
+                    "empty key");
+    expect_rejected(v2().metadata({{"a", "1"}, {"a", "2"}}).bytes(), ": metadata 'a' appears twice",
+                    "duplicate key");
+    // A count larger than what follows, and a value length past the end, in a whole file.
+    expect_rejected(v2().u32(2).str("a").str("1").bytes(), "metadata key 1 at byte",
+                    "count too large");
+    expect_rejected(v2().u32(1).str("lr").u32(40).bytes(), "the value of metadata 'lr' at byte",
+                    "value too long");
+    // A version 2 file cut off before its metadata count.
+    Bytes cut = v2().metadata({}).bytes();
+    cut.resize(cut.size() - 8);
+    expect_rejected(
+        cut,
+        "truncated at byte " + std::to_string(cut.size()) + " while reading the metadata count",
+        "cut before the count");
 }
 
 // ---- structural checks, each on a file with a valid size field and CRC-32 ----------------------
@@ -255,7 +355,7 @@ TEST_CASE("checkpoint format: a corrupt size field is not reported as truncation
                     "size field - 10");
     // The size field and a value both flipped: the file is neither intact nor cut short.
     larger[70] ^= 0x20;  // in the values of 0.weight (bytes 63..94)
-    expect_rejected(larger, "its entries end exactly at its end, but the CRC-32 does not match",
+    expect_rejected(larger, "the last entry ends exactly at its end, but the CRC-32 does not match",
                     "size field and data");
     smaller[70] ^= 0x20;
     expect_rejected(smaller, "and the CRC-32 fits neither length", "size field and data, smaller");

@@ -678,7 +678,7 @@ TEST_CASE_TEMPLATE(
         b[8] = 9;
         const auto p = dir / "version.l2rw";
         write_bytes(p, b);
-        expect(p, {"format version 9", "version 1"}, "version");
+        expect(p, {"format version 9", "versions 1 to 2"}, "version");
         auto fm = nn::mlp<float, B>({4, 8, 3}, 1);
         const auto fbefore = snapshot(*fm);
         check_throws_mentioning<CheckpointError>([&] { io::load_checkpoint(good, *fm); },

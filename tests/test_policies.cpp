@@ -603,6 +603,82 @@ TEST_CASE("train: checkpoint every N steps and resume gives the uninterrupted ru
     }
 }
 
+TEST_CASE("train: a resume refuses another run's checkpoint and one past its steps") {
+    // Without check_same_run the lr-0.2 run resumed from the lr-0.1 checkpoint silently;
+    // without the step check a 3-step run "resumed" a 4-step model and reported it as its own.
+    const auto tr = blobs(6, 26, 81), va = blobs(4, 4, 82);
+    const auto path = temp_path("other_run");
+    std::filesystem::remove(path);
+    meta::TrainOptions o{.steps = 4, .batch_size = 8, .validation_batch_size = 4, .seed = 5};
+    o.checkpoint_every = 2;
+    o.checkpoint_path = path;
+    o.resume = true;
+    o.run = {{"lr", "0.1"}, {"classes", "4,6"}};
+    auto m = mlp_model(3);
+    meta::L2RW<CpuSeq> pol;
+    optim::SGD<double, Cpu> opt({.lr = 0.1, .momentum = 0.9});
+    (void)meta::train(*m, opt, pol, tr, va, o);
+    REQUIRE(io::probe_checkpoint(path)->metadata.at("run/lr") == "0.1");
+
+    auto fresh = mlp_model(4);
+    const auto before = snapshot(*fresh);
+    optim::SGD<double, Cpu> opt2({.lr = 0.2, .momentum = 0.9});
+    auto o2 = o;
+    o2.run = {{"lr", "0.2"}, {"seed", "1"}};
+    testing::check_throws_mentioning<CheckpointError>(
+        [&] { (void)meta::train(*fresh, opt2, pol, tr, va, o2); },
+        {path.string(), "saved by another run", "lr is '0.1' there, '0.2' here",
+         "seed is not set there, '1' here", "classes is '4,6' there, not set here"},
+        "another run");
+    CHECK(snapshot(*fresh) == before);
+    CHECK(opt2.step_count() == 0);
+
+    auto o3 = o;
+    o3.steps = 3;
+    testing::check_throws_mentioning<CheckpointError>(
+        [&] { (void)meta::train(*fresh, opt2, pol, tr, va, o3); },
+        {path.string(), "saved after step 4, past the 3 steps of this run"}, "past the steps");
+    CHECK(snapshot(*fresh) == before);
+    CHECK(opt2.step_count() == 0);
+    std::filesystem::remove(path);
+}
+
+TEST_CASE("train: the caller's state travels in the checkpoint and comes back on resume") {
+    // Without on_checkpoint in the save the resumed run got an empty state (sum "" != "6").
+    const auto tr = blobs(6, 26, 91);
+    const auto path = temp_path("state");
+    std::filesystem::remove(path);
+    meta::TrainOptions o{.steps = 6, .batch_size = 8, .seed = 2};
+    o.checkpoint_every = 4;
+    o.checkpoint_path = path;
+    o.resume = true;
+    meta::Uniform<CpuSeq> pol;
+    auto run = [&](std::int64_t steps, std::int64_t& sum, bool& resumed) {
+        auto m = mlp_model(5);
+        optim::SGD<double, Cpu> opt({.lr = 0.1});
+        meta::Callbacks<double> cb;
+        cb.on_step = [&](std::int64_t s, const meta::StepReport<double>&, double) { sum += s; };
+        cb.on_checkpoint = [&] { return io::Metadata{{"sum", std::to_string(sum)}}; };
+        cb.on_resume = [&](const io::Metadata& st) {
+            resumed = true;
+            sum = std::stoll(st.at("sum"));
+        };
+        auto o2 = o;
+        o2.steps = steps;
+        return meta::train(*m, opt, pol, tr, data::Dataset{}, o2, cb);
+    };
+    std::int64_t sum = 0;
+    bool resumed = false;
+    (void)run(5, sum, resumed);  // saves after steps 4 (sum 0+1+2+3 = 6) and 5 (sum 10)
+    CHECK_FALSE(resumed);
+    CHECK(io::probe_checkpoint(path)->metadata.at("state/sum") == "10");
+    sum = -100;
+    (void)run(6, sum, resumed);  // resumes at 5: 10 + 5
+    CHECK(resumed);
+    CHECK(sum == 15);
+    std::filesystem::remove(path);
+}
+
 TEST_CASE("train: a run that saves checkpoints starts from a fresh optimizer") {
     const auto tr = blobs(5, 5, 61);
     auto m = mlp_model(7);

@@ -11,11 +11,14 @@
 // way round).
 //
 // Model entries are named as nn::named_tensors names them; optimizer state entries are
-// named "<slot>:<parameter name>" ("momentum_buffer:fc.weight", "exp_avg:fc.bias").
+// named "<slot>:<parameter name>" ("momentum_buffer:fc.weight", "exp_avg:fc.bias"). A
+// checkpoint can carry Metadata (text keys and values) beside the tensors: load_checkpoint
+// returns it and lets the caller refuse the file on it before anything changes.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -46,6 +49,36 @@ concept CheckpointOptimizer = requires(
     o.load_state(std::int64_t{0}, std::move(s));
 };
 
+/// What a checkpoint file holds, as probe_checkpoint finds it.
+struct CheckpointInfo {
+    std::uint64_t bytes = 0;    ///< the file's size
+    std::string scalar_type;    ///< "float32" or "float64"
+    std::uint64_t entries = 0;  ///< parameters, buffers and optimizer state tensors
+    bool has_optimizer = false;
+    std::string optimizer;            ///< "SGD", "Adam", or empty
+    std::int64_t optimizer_step = 0;  ///< the optimizer's step count (0 without one)
+    Metadata metadata;                ///< what was saved beside the tensors (version 2 on)
+};
+
+/// Called with what a checkpoint holds once the file is known to fit, before anything is
+/// assigned: throwing refuses the file and leaves everything as it was.
+using CheckpointCheck = std::function<void(const CheckpointInfo&)>;
+
+namespace detail {
+template <class T>
+CheckpointInfo info_of(const Contents<T>& c, std::size_t bytes) {
+    CheckpointInfo i;
+    i.bytes = bytes;
+    i.scalar_type = scalar_code_name(scalar_code<T>());
+    i.entries = c.entries.size();
+    i.has_optimizer = c.has_optimizer;
+    i.optimizer = c.optimizer;
+    i.optimizer_step = c.optimizer_step;
+    i.metadata = c.metadata;
+    return i;
+}
+}  // namespace detail
+
 namespace detail {
 
 inline std::string kind_str(nn::Kind k) {
@@ -65,7 +98,8 @@ void put_entry(Writer& w, const std::string& name, EntryKind kind, const Tensor<
 }
 
 template <class T, Backend B, class Opt>
-void save_impl(const std::filesystem::path& path, nn::Module<T, B>& model, const Opt* opt) {
+void save_impl(const std::filesystem::path& path, nn::Module<T, B>& model, const Opt* opt,
+               const Metadata& metadata) {
     const std::string f = file_str(path);
     const auto tensors = nn::named_tensors(model);
     const auto params = nn::named_parameters(model);
@@ -123,6 +157,12 @@ void save_impl(const std::filesystem::path& path, nn::Module<T, B>& model, const
                                   EntryKind::optimizer_state, *st);
         }
     }
+    w.u32(static_cast<std::uint32_t>(metadata.size()));
+    for (const auto& [key, value] : metadata) {
+        if (key.empty()) throw CheckpointError("checkpoint " + f + ": a metadata key is empty");
+        w.str(key);
+        w.str(value);
+    }
     const std::uint64_t total = w.buf.size() + 4;
     for (std::size_t i = 0; i < 8; ++i)
         w.buf[size_field_at + i] = static_cast<unsigned char>((total >> (8 * i)) & 0xFF);
@@ -131,7 +171,8 @@ void save_impl(const std::filesystem::path& path, nn::Module<T, B>& model, const
 }
 
 template <class T, Backend B, class Opt>
-void load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* opt) {
+Metadata load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* opt,
+                   const CheckpointCheck& accept) {
     const std::string f = file_str(path);
     const auto bytes = read_file(path);
     Contents<T> c = parse<T>(f, bytes);
@@ -168,6 +209,7 @@ void load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* 
     std::vector<Tensor<T, B>> fresh;
     fresh.reserve(src.size());
     for (const Entry<T>* e : src) fresh.push_back(Tensor<T, B>::from_host(e->shape, e->values));
+    if (accept) accept(info_of(c, bytes.size()));  // before the optimizer's state is replaced
 
     if constexpr (!std::is_same_v<Opt, void>) {
         if (opt) {
@@ -225,19 +267,10 @@ void load_impl(const std::filesystem::path& path, nn::Module<T, B>& model, Opt* 
 
     // ---- everything checked: assign (in place, so the parameters keep their buffers) ----
     for (std::size_t i = 0; i < fresh.size(); ++i) std::get<1>(tensors[i])->assign(fresh[i]);
+    return std::move(c.metadata);
 }
 
 }  // namespace detail
-
-/// What a checkpoint file holds, as probe_checkpoint finds it.
-struct CheckpointInfo {
-    std::uint64_t bytes = 0;    ///< the file's size
-    std::string scalar_type;    ///< "float32" or "float64"
-    std::uint64_t entries = 0;  ///< parameters, buffers and optimizer state tensors
-    bool has_optimizer = false;
-    std::string optimizer;            ///< "SGD", "Adam", or empty
-    std::int64_t optimizer_step = 0;  ///< the optimizer's step count (0 without one)
-};
 
 /// Whether anything is at `path` (a file to resume from, good or bad). False only when
 /// nothing is there; throws CheckpointError when that cannot be told (a directory on the way
@@ -261,42 +294,39 @@ inline std::optional<CheckpointInfo> probe_checkpoint(const std::filesystem::pat
     const auto bytes = detail::read_file(path);
     const bool is_float = bytes.size() >= 16 &&
                           detail::le_at<std::uint32_t>(bytes.data() + 12) == scalar_code<float>();
-    auto info = [&](const auto& c, std::uint32_t code) {
-        CheckpointInfo i;
-        i.bytes = bytes.size();
-        i.scalar_type = scalar_code_name(code);
-        i.entries = c.entries.size();
-        i.has_optimizer = c.has_optimizer;
-        i.optimizer = c.optimizer;
-        i.optimizer_step = c.optimizer_step;
-        return i;
-    };
-    if (is_float) return info(detail::parse<float>(f, bytes, false), scalar_code<float>());
-    return info(detail::parse<double>(f, bytes, false), scalar_code<double>());
+    if (is_float) return detail::info_of(detail::parse<float>(f, bytes, false), bytes.size());
+    return detail::info_of(detail::parse<double>(f, bytes, false), bytes.size());
 }
 
-/// Saves the parameters and buffers of `model`.
+/// Saves the parameters and buffers of `model`, and `metadata` beside them.
 template <class T, Backend B>
-void save_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model) {
-    detail::save_impl<T, B, void>(path, model, nullptr);
+void save_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model,
+                     const Metadata& metadata = {}) {
+    detail::save_impl<T, B, void>(path, model, nullptr, metadata);
 }
-/// Saves the parameters and buffers of `model` and the state of `opt` (which must have been
-/// stepped on nn::named_parameters(model), in that order).
+/// Saves the parameters and buffers of `model`, the state of `opt` (which must have been
+/// stepped on nn::named_parameters(model), in that order) and `metadata`.
 template <class T, Backend B, CheckpointOptimizer Opt>
-void save_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model, const Opt& opt) {
-    detail::save_impl<T, B, Opt>(path, model, &opt);
+void save_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model, const Opt& opt,
+                     const Metadata& metadata = {}) {
+    detail::save_impl<T, B, Opt>(path, model, &opt, metadata);
 }
 
-/// Loads parameters and buffers into `model` (optimizer state in the file is ignored).
-/// Throws CheckpointError, leaving the model unchanged, unless the file fits the model exactly.
+/// Loads parameters and buffers into `model` (optimizer state in the file is ignored) and
+/// returns the file's metadata. Throws CheckpointError, leaving the model unchanged, unless
+/// the file fits the model exactly; `accept`, when given, sees what the file holds first and
+/// may refuse it by throwing (nothing has changed then).
 template <class T, Backend B>
-void load_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model) {
-    detail::load_impl<T, B, void>(path, model, nullptr);
+Metadata load_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model,
+                         const CheckpointCheck& accept = {}) {
+    return detail::load_impl<T, B, void>(path, model, nullptr, accept);
 }
-/// Loads parameters, buffers and the optimizer state; on any problem neither changes.
+/// Loads parameters, buffers and the optimizer state, and returns the metadata; on any
+/// problem (or when `accept` throws) neither the model nor the optimizer changes.
 template <class T, Backend B, CheckpointOptimizer Opt>
-void load_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model, Opt& opt) {
-    detail::load_impl<T, B, Opt>(path, model, &opt);
+Metadata load_checkpoint(const std::filesystem::path& path, nn::Module<T, B>& model, Opt& opt,
+                         const CheckpointCheck& accept = {}) {
+    return detail::load_impl<T, B, Opt>(path, model, &opt, accept);
 }
 
 }  // namespace l2rw::io

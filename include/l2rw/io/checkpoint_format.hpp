@@ -1,7 +1,8 @@
 // l2rw/io/checkpoint_format.hpp — the bytes of an l2rw checkpoint: writing them, and reading
 // and validating them without a model (io/checkpoint.hpp fits them to one).
 //
-// File layout (all integers little-endian; version 1):
+// File layout (all integers little-endian; version 2 — version 1 is the same without the
+// metadata, and is still read):
 //
 //   offset 0   8 bytes   magic "L2RWCKPT"
 //          8   u32       format version
@@ -16,11 +17,15 @@
 //                u8  kind (0 = parameter, 1 = buffer, 2 = optimizer state)
 //                u8  rank, then rank × i64 dims
 //                numel × sizeof(scalar) bytes: the values, row-major, little-endian
+//              u32       metadata count (version 2), then that many
+//                          u32 length + bytes: key (not empty, each key once)
+//                          u32 length + bytes: value
 //   last 4     u32       CRC-32 (zlib) of every byte before it
 //
 // parse() checks, in this order: the magic, the version, the scalar type, the size field
 // against the file's size, the CRC-32, then the structure (optimizer flag and step count,
-// entry kinds, ranks, dimensions, duplicate names, nothing after the last entry). A file whose
+// entry kinds, ranks, dimensions, duplicate names, the metadata's keys, nothing after the
+// end). A file whose
 // size field and CRC-32 both match is whole, so a field that runs past its end is reported as
 // a bad field, not as truncation; a file whose size field does not match is told apart as
 // cut short, longer than its checkpoint, or carrying a corrupt size field.
@@ -33,6 +38,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <set>
 #include <string>
 #include <type_traits>
@@ -53,7 +59,13 @@ class CheckpointError : public Error {
 namespace io {
 
 inline constexpr char checkpoint_magic[8] = {'L', '2', 'R', 'W', 'C', 'K', 'P', 'T'};
-inline constexpr std::uint32_t checkpoint_version = 1;
+/// The version written; every version from checkpoint_oldest_version on is read.
+inline constexpr std::uint32_t checkpoint_version = 2;
+inline constexpr std::uint32_t checkpoint_oldest_version = 1;
+
+/// Text stored beside the tensors (what defines a run, a caller's running statistics):
+/// key -> value, both any bytes, keys not empty.
+using Metadata = std::map<std::string, std::string>;
 
 /// What an entry of a checkpoint is.
 enum class EntryKind : std::uint8_t { parameter = 0, buffer = 1, optimizer_state = 2 };
@@ -233,6 +245,7 @@ struct Contents {
     std::string optimizer;
     std::int64_t optimizer_step = 0;
     std::vector<Entry<T>> entries;
+    Metadata metadata;
 };
 
 /// Checks the stored CRC-32 (the last 4 bytes) against the bytes before it.
@@ -299,9 +312,10 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf,
     h.need(sizeof checkpoint_magic, "the magic bytes");
     for (std::size_t i = 0; i < sizeof checkpoint_magic; ++i) h.u8("the magic bytes");
     const std::uint32_t version = h.u32("the format version");
-    if (version != checkpoint_version)
+    if (version < checkpoint_oldest_version || version > checkpoint_version)
         throw CheckpointError("checkpoint " + f + ": format version " + std::to_string(version) +
-                              " is not supported (this build reads version " +
+                              " is not supported (this build reads versions " +
+                              std::to_string(checkpoint_oldest_version) + " to " +
                               std::to_string(checkpoint_version) + ")");
     const std::uint32_t code = h.u32("the scalar type code");
     if (code != scalar_code<float>() && code != scalar_code<double>())
@@ -371,17 +385,30 @@ Contents<T> parse(const std::string& f, const std::vector<unsigned char>& buf,
         en.values = r.template values<T>(numel, "the values of " + what, keep_values);
         c.entries.push_back(std::move(en));
     }
+    if (version >= 2) {
+        const std::uint32_t m = r.u32("the metadata count");
+        for (std::uint32_t k = 0; k < m; ++k) {
+            std::string key = r.str("metadata key " + std::to_string(k));
+            if (key.empty())
+                throw CheckpointError("checkpoint " + f + ": metadata key " + std::to_string(k) +
+                                      " is empty");
+            std::string value = r.str("the value of metadata '" + key + "'");
+            if (!c.metadata.emplace(key, std::move(value)).second)
+                throw CheckpointError("checkpoint " + f + ": metadata '" + key + "' appears twice");
+        }
+    }
+    const std::string last = version >= 2 ? "the metadata" : "the last entry";
     const std::size_t tail = whole ? 0 : 4;  // the CRC-32, when the reader spans it
     r.need(tail, "the CRC-32");
     if (r.remaining() != tail)
         throw CheckpointError("checkpoint " + f + ": " + std::to_string(r.remaining() - tail) +
-                              " unexpected bytes after the last entry");
+                              " unexpected bytes after " + last);
     if (!whole)  // the entries and a CRC-32 fill the file, which is shorter than the size field
         throw CheckpointError("checkpoint " + f + ": the size field (bytes 16..23) says " +
                               std::to_string(c.size) + " bytes but the file has " +
-                              std::to_string(n) +
-                              "; its entries end exactly at its end, but the CRC-32 does not "
-                              "match: the size field or the data is corrupt");
+                              std::to_string(n) + "; " + last +
+                              " ends exactly at its end, but the CRC-32 does "
+                              "not match: the size field or the data is corrupt");
     return c;
 }
 

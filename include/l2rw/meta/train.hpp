@@ -24,7 +24,10 @@
 // optimizer's step count. So that the two agree, a skipped batch (all weights zero) advances
 // the optimizer's step count without touching parameters or state (for Adam this means its
 // bias correction counts skipped steps too), and a run that writes checkpoints must start
-// from a fresh optimizer (step count 0) unless it resumes.
+// from a fresh optimizer (step count 0) unless it resumes. They also hold what defines the run
+// (TrainOptions::run, compared on resume: a checkpoint of another run is refused) and the
+// caller's own state (Callbacks::on_checkpoint, handed back by Callbacks::on_resume), so that
+// running statistics survive an interruption too.
 #pragma once
 
 #include <algorithm>
@@ -64,6 +67,10 @@ struct TrainOptions {
     std::filesystem::path checkpoint_path{};
     /// Load checkpoint_path first when it exists, and go on from the step it was saved at.
     bool resume = false;
+    /// What defines the run, in the caller's words (e.g. {"lr", "0.1"}, {"classes", "4,6"}):
+    /// stored in every checkpoint. A resume from a checkpoint whose run differs throws
+    /// CheckpointError naming every key that differs, before anything is loaded.
+    io::Metadata run{};
     /// Applied to a copy of each training batch (e.g. data::augment_crop_flip), with a
     /// generator seeded from (seed, step).
     std::function<void(data::Dataset& batch, Rng& rng)> augment{};
@@ -76,6 +83,10 @@ struct Callbacks {
     std::function<void(std::int64_t step, const StepReport<T>& report, double loss)> on_step{};
     /// After every TrainOptions::eval_every steps, with the number of steps done.
     std::function<void(std::int64_t steps_done)> on_eval{};
+    /// The caller's own state (running sums, say) to store in each checkpoint as it is saved.
+    std::function<io::Metadata()> on_checkpoint{};
+    /// On a resume, before the first step: what on_checkpoint gave for the checkpoint loaded.
+    std::function<void(const io::Metadata& state)> on_resume{};
 };
 
 struct TrainSummary {
@@ -150,10 +161,60 @@ inline data::Batcher batcher_at(index_t n, index_t batch, std::uint64_t seed, st
     return b;
 }
 
+// A checkpoint's metadata: the run's definition under "run/", the caller's state under "state/".
+inline constexpr std::string_view run_prefix = "run/", state_prefix = "state/";
+
+inline io::Metadata checkpoint_metadata(const io::Metadata& run, const io::Metadata& state) {
+    io::Metadata m;
+    for (const auto& [k, v] : run) m.emplace(std::string(run_prefix) + k, v);
+    for (const auto& [k, v] : state) m.emplace(std::string(state_prefix) + k, v);
+    return m;
+}
+
+/// The entries of `m` under `prefix`, the prefix taken off.
+inline io::Metadata metadata_part(const io::Metadata& m, std::string_view prefix) {
+    io::Metadata out;
+    for (const auto& [k, v] : m)
+        if (k.starts_with(prefix)) out.emplace(k.substr(prefix.size()), v);
+    return out;
+}
+
 inline constexpr std::uint64_t stream_train_order = 0x0d1, stream_val_order = 0x0d2,
                                stream_augment = 0x0a5, stream_dropout = 0x0d0;
 
 }  // namespace detail
+
+/// Whether a run may resume from the checkpoint `info` read from `file`: throws
+/// CheckpointError when it was saved by another run (its TrainOptions::run differs from
+/// `run`; the message names every key that differs, with both values) or after more than
+/// `steps` steps. train() calls it before it loads anything; a program with several runs can
+/// call it on io::probe_checkpoint's answer for each of them before it starts the first.
+inline void check_resume(const std::string& file, const io::CheckpointInfo& info,
+                         const io::Metadata& run, std::int64_t steps) {
+    std::string diff;
+    auto add = [&](const std::string& k, const std::string& there, const std::string& here) {
+        diff += (diff.empty() ? "" : "; ") + k + " is " + there + " there, " + here + " here";
+    };
+    const auto old = detail::metadata_part(info.metadata, detail::run_prefix);
+    for (const auto& [k, v] : run) {
+        const auto it = old.find(k);
+        if (it == old.end())
+            add(k, "not set", "'" + v + "'");
+        else if (it->second != v)
+            add(k, "'" + it->second + "'", "'" + v + "'");
+    }
+    for (const auto& [k, v] : old)
+        if (!run.count(k)) add(k, "'" + v + "'", "not set");
+    if (!diff.empty())
+        throw CheckpointError("checkpoint " + file + " was saved by another run (" + diff +
+                              "): resume with the settings it was made with, or move it away to "
+                              "start afresh");
+    if (info.optimizer_step > steps)
+        throw CheckpointError("checkpoint " + file + " was saved after step " +
+                              std::to_string(info.optimizer_step) + ", past the " +
+                              std::to_string(steps) + " steps of this run: its model is not a " +
+                              std::to_string(steps) + "-step result");
+}
 
 /// Trains `model` with `opt` (optim::SGD, optim::Adam, or any optimizer with step(ParamList,
 /// GradList), lr(), set_lr, step_count() and set_step_count()) for options.steps steps, the
@@ -187,9 +248,13 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
 
     TrainSummary sum;
     if (o.resume && io::checkpoint_exists(o.checkpoint_path)) {
-        io::load_checkpoint(o.checkpoint_path, model, opt);
+        const std::string f = o.checkpoint_path.string();
+        const auto saved = io::load_checkpoint(
+            o.checkpoint_path, model, opt,
+            [&](const io::CheckpointInfo& info) { check_resume(f, info, o.run, o.steps); });
         sum.first_step = static_cast<std::int64_t>(opt.step_count());
         sum.resumed = true;
+        if (cb.on_resume) cb.on_resume(detail::metadata_part(saved, detail::state_prefix));
     } else if (checkpointing && opt.step_count() != 0) {
         throw ValueError(
             "train: checkpoints count steps with the optimizer's step count, so a run that saves "
@@ -266,7 +331,9 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         if (cb.on_step) cb.on_step(s, report, loss);
         if (o.eval_every > 0 && (s + 1) % o.eval_every == 0 && cb.on_eval) cb.on_eval(s + 1);
         if (checkpointing && ((s + 1) % o.checkpoint_every == 0 || s + 1 == o.steps)) {
-            io::save_checkpoint(o.checkpoint_path, model, opt);
+            io::save_checkpoint(o.checkpoint_path, model, opt,
+                                detail::checkpoint_metadata(
+                                    o.run, cb.on_checkpoint ? cb.on_checkpoint() : io::Metadata{}));
         }
     }
     return sum;
