@@ -1,13 +1,11 @@
-// examples/common.hpp — what the experiment programs share: a progress display (a bar with ETA
-// on a terminal, plain lines otherwise), timing, mean ± std, CSV writing, aligned tables,
-// where a resumed run starts (from its checkpoint), and finding gnuplot. Not part of the
-// library.
+// examples/common.hpp — what the experiment programs share: timing, mean ± std, CSV writing,
+// aligned tables, where output goes, resuming a run (its checkpoint checked against the run,
+// its running sums kept in it), and finding gnuplot. Not part of the library.
 #pragma once
-
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -16,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <l2rw/io/checkpoint.hpp>
+#include <l2rw/meta/train.hpp>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -25,8 +24,6 @@ namespace examples {
 
 /// Exit status of a program that has nothing to run on (no data): CTest's SKIP_RETURN_CODE.
 inline constexpr int exit_skip = 77;
-
-inline bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
 /// Seconds since construction (steady clock).
 class Stopwatch {
@@ -41,17 +38,19 @@ class Stopwatch {
     std::chrono::steady_clock::time_point t0_;
 };
 
-/// "42s", "3m05s", "2h07m".
+/// "42s", "3m05s", "2h07m", "3d04h".
 inline std::string format_duration(double s) {
     if (!std::isfinite(s) || s < 0) return "?";
     char buf[32];
-    const auto t = static_cast<long>(s + 0.5);
+    const auto t = static_cast<long long>(s + 0.5);
     if (t < 60)
-        std::snprintf(buf, sizeof buf, "%lds", t);
+        std::snprintf(buf, sizeof buf, "%llds", t);
     else if (t < 3600)
-        std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
+        std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
+    else if (t < 86400)
+        std::snprintf(buf, sizeof buf, "%lldh%02lldm", t / 3600, (t % 3600) / 60);
     else
-        std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+        std::snprintf(buf, sizeof buf, "%lldd%02lldh", t / 86400, (t % 86400) / 3600);
     return buf;
 }
 
@@ -64,80 +63,6 @@ std::string format(const char* fmt, Args... args) {
     s.resize(static_cast<std::size_t>(std::max(n, 0)));
     return s;
 }
-
-/// Progress of one training run, steps [first, total). On a terminal: one line redrawn in place
-/// (at most ~8 times a second) with a bar, steps, ETA, running loss and whatever `status` the
-/// caller adds; otherwise a plain line every `log_every` steps and at the end.
-class Progress {
-  public:
-    Progress(std::string label, std::int64_t total, std::int64_t first, std::int64_t log_every)
-        : label_(std::move(label)),
-          total_(total),
-          first_(first),
-          log_every_(std::max<std::int64_t>(log_every, 1)),
-          tty_(stdout_is_terminal()) {}
-
-    /// After step `done` (1-based count of steps done), with that step's training loss.
-    void step(std::int64_t done, double loss, const std::string& status = {}) {
-        loss_ = have_loss_ ? 0.98 * loss_ + 0.02 * loss : loss;
-        have_loss_ = true;
-        status_ = status;
-        done_ = done;
-        if (tty_) {
-            if (done == total_ || clock_.seconds() - last_draw_ >= 0.125) draw();
-        } else if (done % log_every_ == 0 || done == total_) {
-            std::printf("%s step %lld/%lld  loss %.4f%s%s  %.1fs, ETA %s\n", label_.c_str(),
-                        static_cast<long long>(done), static_cast<long long>(total_), loss_,
-                        status_.empty() ? "" : "  ", status_.c_str(), clock_.seconds(),
-                        format_duration(eta()).c_str());
-            std::fflush(stdout);
-        }
-    }
-    /// A message of its own line (an evaluation), without breaking the bar.
-    void note(const std::string& line) {
-        if (tty_) std::printf("\r\x1b[K");
-        std::printf("%s %s\n", label_.c_str(), line.c_str());
-        if (tty_) draw();
-        std::fflush(stdout);
-    }
-    /// Ends the bar's line (terminal only).
-    void finish() {
-        if (tty_ && drawn_) {
-            std::printf("\r\x1b[K");
-            std::fflush(stdout);
-        }
-    }
-    [[nodiscard]] double seconds() const { return clock_.seconds(); }
-    [[nodiscard]] double running_loss() const { return loss_; }
-
-  private:
-    [[nodiscard]] double eta() const {
-        const auto ran = done_ - first_;
-        if (ran <= 0) return -1;
-        return clock_.seconds() / static_cast<double>(ran) * static_cast<double>(total_ - done_);
-    }
-    void draw() {
-        constexpr int width = 24;
-        const double frac =
-            total_ > 0 ? static_cast<double>(done_) / static_cast<double>(total_) : 1;
-        const int full = static_cast<int>(frac * width);
-        std::string bar(static_cast<std::size_t>(full), '#');
-        bar.resize(width, '.');
-        std::printf("\r\x1b[K%s [%s] %lld/%lld ETA %s loss %.4f%s%s", label_.c_str(), bar.c_str(),
-                    static_cast<long long>(done_), static_cast<long long>(total_),
-                    format_duration(eta()).c_str(), loss_, status_.empty() ? "" : " ",
-                    status_.c_str());
-        std::fflush(stdout);
-        last_draw_ = clock_.seconds();
-        drawn_ = true;
-    }
-
-    std::string label_, status_;
-    std::int64_t total_, first_, log_every_, done_ = 0;
-    bool tty_, have_loss_ = false, drawn_ = false;
-    double loss_ = 0, last_draw_ = -1;
-    Stopwatch clock_;
-};
 
 struct MeanStd {
     double mean = 0, stddev = 0;
@@ -157,6 +82,13 @@ inline MeanStd mean_std(const std::vector<double>& v) {
         r.stddev = std::sqrt(ss / static_cast<double>(v.size() - 1));
     }
     return r;
+}
+
+/// The shortest text that reads back as exactly `v` ("0.1", "0.001", "1e-05").
+inline std::string exact_str(double v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.
@@ -228,26 +160,69 @@ class Table {
     std::vector<std::vector<std::string>> rows_;
 };
 
-/// Where a run given --resume starts: the optimizer step count in its checkpoint at `path`,
-/// with a line saying so after `label`, or step 0 and "no checkpoint" when nothing is at
-/// `path`. A file that is there but is no checkpoint to resume from (empty, another format,
-/// damaged, no optimizer state) throws CheckpointError before anything is printed.
-inline std::int64_t resume_step(const std::filesystem::path& path, const std::string& label,
-                                std::int64_t steps) {
+/// Where a program writes its output by default: `name` in the build folder of the examples
+/// (L2RW_EXAMPLES_OUT_DIR, set by examples/CMakeLists.txt), else in the current directory.
+inline std::string default_out_dir(const std::string& name) {
+#ifdef L2RW_EXAMPLES_OUT_DIR
+    return (std::filesystem::path(L2RW_EXAMPLES_OUT_DIR) / name).string();
+#else
+    return name;
+#endif
+}
+
+/// Where a run given --resume starts: nullopt when there is no checkpoint at `path`, else the
+/// step it was saved at. A file that is there but is no checkpoint to resume this run from —
+/// empty, another format, damaged, no optimizer state, saved by another run (`run` differs) or
+/// after more than `steps` steps — throws CheckpointError. A program calls it for every run
+/// before it prints anything, so that a bad resume stops it at once.
+inline std::optional<std::int64_t> resume_point(const std::filesystem::path& path,
+                                                const l2rw::io::Metadata& run, std::int64_t steps) {
     const auto info = l2rw::io::probe_checkpoint(path);
-    if (!info) {
+    if (!info) return std::nullopt;
+    if (!info->has_optimizer)
+        throw l2rw::CheckpointError("checkpoint " + path.string() +
+                                    ": holds no optimizer state, so a run cannot resume from it");
+    l2rw::meta::check_resume(path.string(), *info, run, steps);
+    return info->optimizer_step;
+}
+
+/// The line a resumed run prints: "<label>: resuming from checkpoint P (step k of n)", or that
+/// it starts from step 0. Returns the first step.
+inline std::int64_t announce_resume(const std::filesystem::path& path, const std::string& label,
+                                    std::optional<std::int64_t> at, std::int64_t steps) {
+    if (!at) {
         std::printf("%s: no checkpoint at %s, starting from step 0\n", label.c_str(),
                     path.string().c_str());
         return 0;
     }
-    if (!info->has_optimizer)
-        throw l2rw::CheckpointError("checkpoint " + path.string() +
-                                    ": holds no optimizer state, so a run cannot resume from it");
     std::printf("%s: resuming from checkpoint %s (step %lld of %lld)\n", label.c_str(),
-                path.string().c_str(), static_cast<long long>(info->optimizer_step),
-                static_cast<long long>(steps));
-    return info->optimizer_step;
+                path.string().c_str(), static_cast<long long>(*at), static_cast<long long>(steps));
+    return *at;
 }
+
+/// Running sums kept in a checkpoint (meta::Callbacks::on_checkpoint / on_resume): integers,
+/// doubles (written exactly, as hexadecimal floats) and text under string keys.
+class State {
+  public:
+    State() = default;
+    explicit State(l2rw::io::Metadata m) : m_(std::move(m)) {}
+    void put(const std::string& k, std::int64_t v) { m_[k] = std::to_string(v); }
+    void put(const std::string& k, double v) { m_[k] = format("%a", v); }
+    void put(const std::string& k, const std::string& v) { m_[k] = v; }
+    void get(const std::string& k, std::int64_t& v) const { v = std::stoll(at(k)); }
+    void get(const std::string& k, double& v) const { v = std::strtod(at(k).c_str(), nullptr); }
+    void get(const std::string& k, std::string& v) const { v = at(k); }
+    [[nodiscard]] const l2rw::io::Metadata& metadata() const { return m_; }
+
+  private:
+    [[nodiscard]] const std::string& at(const std::string& k) const {
+        const auto it = m_.find(k);
+        if (it == m_.end())
+            throw l2rw::CheckpointError("checkpoint: the run's saved state lacks '" + k + "'");
+        return it->second;
+    }
+    l2rw::io::Metadata m_;
+};
 
 /// Whether `program` is on the PATH.
 inline bool have_program(const std::string& program) {
@@ -255,15 +230,16 @@ inline bool have_program(const std::string& program) {
     return std::system(cmd.c_str()) == 0;
 }
 
-/// Runs gnuplot on `script` (which must `set output`); tries the pngcairo terminal, then png.
+/// Runs gnuplot on `script` in the script's own folder (a script that sets its terminal and
+/// output, and names its files relative to that folder, as a user would run it by hand).
 /// Returns an empty string on success, else what went wrong.
 inline std::string run_gnuplot(const std::filesystem::path& script) {
     if (!have_program("gnuplot")) return "gnuplot is not installed (apt-get install gnuplot-nox)";
-    for (const char* term : {"pngcairo size 900,560", "png size 900,560"}) {
-        const std::string cmd = std::string("gnuplot -e \"set terminal ") + term + "\" '" +
-                                script.string() + "' 2>/dev/null";
-        if (std::system(cmd.c_str()) == 0) return {};
-    }
+    const auto dir =
+        script.parent_path().empty() ? std::filesystem::path(".") : script.parent_path();
+    const std::string cmd =
+        "cd '" + dir.string() + "' && gnuplot '" + script.filename().string() + "' 2>/dev/null";
+    if (std::system(cmd.c_str()) == 0) return {};
     return "gnuplot failed on " + script.string();
 }
 

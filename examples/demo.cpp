@@ -12,6 +12,8 @@
 #include <l2rw/optim.hpp>
 #include <vector>
 
+#include "flags.hpp"
+
 using namespace l2rw;
 using T = float;
 using B = Cpu;
@@ -72,15 +74,21 @@ double accuracy(Model& m, const Data& test) {
 }
 
 int main(int argc, char** argv) {
+    examples::line_buffered_stdout();
     CLI::App app{"l2rw demo: training on 40%-noisy labels, uniform vs learned example weights"};
     index_t steps = 3000, batch_size = 100;
     double noise = 0.4, lr = 0.03;
     std::uint64_t seed = 1;
-    app.add_option("--steps", steps, "training steps per method")->check(CLI::PositiveNumber);
+    app.add_option("--steps", steps, "training steps per method")
+        ->check(examples::at_least(1))
+        ->capture_default_str();
     app.add_option("--noise", noise, "share of training labels flipped to another class")
-        ->check(CLI::Range(0.0, 0.9));
-    app.add_option("--lr", lr, "SGD learning rate (momentum 0.9)")->check(CLI::PositiveNumber);
-    app.add_option("--seed", seed, "seed of data and model");
+        ->check(examples::between(0, 0.9))
+        ->capture_default_str();
+    app.add_option("--lr", lr, "SGD learning rate (momentum 0.9)")
+        ->check(examples::greater_than(0))
+        ->capture_default_str();
+    app.add_option("--seed", seed, "seed of data and model")->capture_default_str();
     CLI11_PARSE(app, argc, argv);
 
     Rng crng(seed);
@@ -96,14 +104,22 @@ int main(int argc, char** argv) {
         static_cast<long>(test.n));
 
     for (const char* method : {"uniform", "l2rw"}) {
+        std::printf("%-8s training %ld steps...\n", method, static_cast<long>(steps));
         auto model = nn::mlp<T, B>({dims, 256, 256, classes}, seed + 10);
         optim::SGD<T, B> opt({.lr = lr, .momentum = 0.9});
         meta::OnlineReweighter<Model> rw(*model);
         const auto vb = batch(val, 0, val.n);
         const auto t0 = std::chrono::steady_clock::now();
-        double noisy_mass = 0;
+        double noisy_mass = 0, last_line = 0;
         index_t reported = 0;
         for (index_t s = 0; s < steps; ++s) {
+            const double now =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (now - last_line >= 5) {  // a sign of life every 5 s
+                std::printf("%-8s step %ld/%ld, %.0f s\n", method, static_cast<long>(s),
+                            static_cast<long>(steps), now);
+                last_line = now;
+            }
             const index_t from = (s * batch_size) % (train.n - batch_size + 1);
             const auto tb = batch(train, from, batch_size);
             std::vector<T> w(static_cast<std::size_t>(batch_size),

@@ -8,7 +8,8 @@
 # Checks: the program exits 0; its summary table has a row per method; OUT_DIR/results.csv has
 # the header plus ROWS rows, every one with as many fields as the header, a known method and a
 # test error / accuracy in [0, 1]; mnist_imbalance also reports Figure 2 (drawn or gnuplot
-# missing) and writes evals.csv. With RESUME_ARGS the program is run a second time with them:
+# missing), writes evals.csv with at least one evaluation, and its figure2.gp redraws
+# figure2.png when run by itself in OUT_DIR (with gnuplot installed). With RESUME_ARGS the program is run a second time with them:
 # it must say it resumes from step RESUME_STEP, and every CSV row must record it. With
 # BAD_CHECKPOINT=ON as well, one checkpoint is then replaced by an empty file and by a text
 # file in turn: each --resume run must fail, naming the file and what is wrong with it, and
@@ -138,7 +139,37 @@ function(check_table output)
         if(NOT EXISTS "${OUT_DIR}/evals.csv")
             fail("${OUT_DIR}/evals.csv was not written" "${output}")
         endif()
+        file(STRINGS "${OUT_DIR}/evals.csv" eval_lines)
+        list(LENGTH eval_lines n_eval_lines)
+        if(n_eval_lines LESS 2)
+            fail("${OUT_DIR}/evals.csv holds no evaluation (every run evaluates after its last "
+                "step)" "${output}")
+        endif()
     endif()
+endfunction()
+
+# Figure 2's script redraws the PNG by itself, from its own folder (when gnuplot is there).
+function(check_figure_standalone output)
+    find_program(GNUPLOT gnuplot)
+    if(NOT GNUPLOT)
+        message(STATUS "${KIND}: gnuplot not installed, Figure 2's script not run by itself")
+        return()
+    endif()
+    if(NOT output MATCHES "Figure 2 written to")
+        fail("gnuplot is installed but Figure 2 was not drawn" "${output}")
+    endif()
+    file(REMOVE "${OUT_DIR}/figure2.png")
+    execute_process(COMMAND "${GNUPLOT}" figure2.gp WORKING_DIRECTORY "${OUT_DIR}"
+        RESULT_VARIABLE rc ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0 OR NOT EXISTS "${OUT_DIR}/figure2.png")
+        fail("cd ${OUT_DIR} && gnuplot figure2.gp did not draw figure2.png (${rc}): ${err}"
+            "${output}")
+    endif()
+    file(READ "${OUT_DIR}/figure2.png" magic LIMIT 4 HEX)
+    if(NOT magic STREQUAL "89504e47")
+        fail("figure2.png redrawn by its script is not a PNG (starts ${magic})" "${output}")
+    endif()
+    message(STATUS "${KIND}: figure2.gp redraws figure2.png by itself")
 endfunction()
 
 run_program(first output ${ARGS})
@@ -148,6 +179,9 @@ endif()
 check_table("${output}")
 check_csv("${output}" method methods)
 message(STATUS "${KIND}: ${ROWS} result rows, a table row per method (${METHODS})")
+if(KIND STREQUAL "mnist_imbalance")
+    check_figure_standalone("${output}")
+endif()
 
 if(RESUME_ARGS)
     if(NOT EXISTS "${OUT_DIR}")

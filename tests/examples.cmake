@@ -83,16 +83,132 @@ l2rw_example_test(NAME examples.noisy_labels.background TARGET noisy_labels KIND
     ARGS --model lenet --lr 0.01 --noise background --steps 10 --train-size 3000
          --test-size 500 --methods uniform,l2rw --eval-every 0)
 
+# noisy_labels's schedule scales with --steps, so a run resumes only with the --steps it was
+# made with: here every run is finished and is only evaluated again (the stopped-and-resumed
+# case is examples.noisy_labels.resume_equivalence below).
 l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noisy_labels
     METHODS uniform l2rw uniform+ft
     ROWS 3
     ARGS --model lenet --lr 0.01 --steps 10 --ft-steps 4 --train-size 3000 --test-size 500
          --methods uniform,l2rw,uniform+ft --eval-every 5 --checkpoint-every 5
-    RESUME_ARGS --model lenet --lr 0.01 --steps 15 --ft-steps 4 --train-size 3000
+    RESUME_ARGS --model lenet --lr 0.01 --steps 10 --ft-steps 4 --train-size 3000
          --test-size 500 --methods uniform,l2rw,uniform+ft --eval-every 5 --checkpoint-every 5
          --resume
     RESUME_STEP 10
     BAD_CHECKPOINT)
+
+# A run stopped by --session-steps and resumed reports what the uninterrupted one does
+# (tests/check_resume_equivalence.cmake): the CSVs equal but for timing and how it ran.
+function(l2rw_resume_equivalence_test name target session csvs)
+    string(JOIN "|" args ${ARGN})
+    string(JOIN "|" csv_list ${csvs})
+    add_test(NAME ${name}
+        COMMAND "${CMAKE_COMMAND}" "-DPROGRAM=$<TARGET_FILE:${target}>" "-DARGS=${args}"
+            "-DSESSION=${session}" "-DCSVS=${csv_list}" "-DOUT_DIR=${L2RW_EXAMPLE_OUT}/${name}"
+            -P "${CMAKE_CURRENT_SOURCE_DIR}/check_resume_equivalence.cmake")
+    set_tests_properties(${name} PROPERTIES LABELS "examples" TIMEOUT 600
+        SKIP_REGULAR_EXPRESSION "L2RW_EXAMPLE_SKIPPED")
+endfunction()
+l2rw_resume_equivalence_test(examples.mnist_imbalance.resume_equivalence mnist_imbalance 10
+    "results.csv;evals.csv"
+    --train-size 300 --steps 15 --batch 50 --seeds 1 --proportions 0.95
+    --methods uniform,hard_mining,l2rw --eval-every 4 --checkpoint-every 5)
+l2rw_resume_equivalence_test(examples.noisy_labels.resume_equivalence noisy_labels 7
+    "results.csv"
+    --model lenet --lr 0.01 --steps 12 --ft-steps 4 --train-size 3000 --test-size 500
+    --methods uniform,l2rw,l2rw+ft --eval-every 5 --checkpoint-every 3)
+
+# Bad flags, and a --resume of another run's checkpoint: the program exits non-zero with a
+# message naming the problem in the user's words, and prints nothing to stdout first
+# (tests/check_bad_flags.cmake).
+function(l2rw_bad_flag_test name target want)
+    cmake_parse_arguments(PARSE_ARGV 3 F "NO_OUT" "" "ARGS;SETUP")
+    string(JOIN "|" args ${F_ARGS})
+    string(JOIN "|" setup ${F_SETUP})
+    add_test(NAME examples.bad_flags.${name}
+        COMMAND "${CMAKE_COMMAND}" "-DPROGRAM=$<TARGET_FILE:${target}>" "-DARGS=${args}"
+            "-DWANT=${want}" "-DSETUP_ARGS=${setup}" "-DNO_OUT=${F_NO_OUT}"
+            "-DOUT_DIR=${L2RW_EXAMPLE_OUT}/bad_flags.${name}"
+            -P "${CMAKE_CURRENT_SOURCE_DIR}/check_bad_flags.cmake")
+    set_tests_properties(examples.bad_flags.${name} PROPERTIES LABELS "examples" TIMEOUT 300
+        SKIP_REGULAR_EXPRESSION "L2RW_EXAMPLE_SKIPPED")
+endfunction()
+set(mi mnist_imbalance)
+l2rw_bad_flag_test(mi.classes_range ${mi} "--classes: 10 is not a class of MNIST or Fashion-MNIST \\(0\\.\\.9\\)"
+    ARGS --classes 4,10)
+l2rw_bad_flag_test(mi.classes_same ${mi} "--classes wants two different classes, got 4 twice"
+    ARGS --classes 4,4)
+l2rw_bad_flag_test(mi.steps_zero ${mi} "--steps: must be at least 1, got 0" ARGS --steps 0)
+l2rw_bad_flag_test(mi.seeds_zero ${mi} "--seeds: must be at least 1, got 0" ARGS --seeds 0)
+l2rw_bad_flag_test(mi.clean_negative ${mi} "--clean: must be at least 2, got -3" ARGS --clean -3)
+l2rw_bad_flag_test(mi.clean_odd ${mi} "--clean 3: the clean set is half minority, half majority"
+    ARGS --clean 3)
+l2rw_bad_flag_test(mi.proportion_minority ${mi}
+    "--proportions: must be in \\(0.5, 1\\), got 0.1" ARGS --proportions 0.9,0.1)
+l2rw_bad_flag_test(mi.proportion_half ${mi} "--proportions: must be in \\(0.5, 1\\), got 0.5"
+    ARGS --proportions 0.5)
+l2rw_bad_flag_test(mi.proportion_twice ${mi} "--proportions names 0.9 twice"
+    ARGS --proportions 0.9,0.9)
+l2rw_bad_flag_test(mi.batch_large ${mi}
+    "--batch 10000 is larger than the 4990 training images of a run" ARGS --batch 10000)
+l2rw_bad_flag_test(mi.train_size_small ${mi}
+    "--train-size 500 at p=0.99 gives 5 minority images, and the clean set takes 5"
+    ARGS --train-size 500)
+l2rw_bad_flag_test(mi.train_size_data ${mi}
+    "--train-size 20000 at p=0.9 needs 18000 images of class 6, but Fashion-MNIST has 6000"
+    ARGS --train-size 20000)
+l2rw_bad_flag_test(mi.method_unknown ${mi} "--methods: unknown method 'foo' \\(known: uniform, " ARGS --methods uniform,foo)
+l2rw_bad_flag_test(mi.session_without_checkpoints ${mi} "--session-steps .* needs --checkpoint-every"
+    ARGS --session-steps 5)
+set(mi_small --train-size 300 --steps 10 --batch 50 --seeds 1 --proportions 0.95 --methods uniform
+    --checkpoint-every 5)
+l2rw_bad_flag_test(mi.resume_other_run ${mi}
+    "saved by another run \\(classes is '4,9' there, '4,6' here; lr is '0.001' there, '0.1' here\\)"
+    SETUP ${mi_small} --classes 4,9 --lr 0.001
+    ARGS ${mi_small} --classes 4,6 --lr 0.1 --resume)
+l2rw_bad_flag_test(mi.resume_past_steps ${mi}
+    "was saved after step 10, past the 5 steps of this run: its model is not a 5-step result"
+    SETUP ${mi_small}
+    ARGS --train-size 300 --steps 5 --batch 50 --seeds 1 --proportions 0.95 --methods uniform
+         --checkpoint-every 5 --resume)
+set(nl noisy_labels)
+l2rw_bad_flag_test(nl.model ${nl} "--model: must be one of resnet32, wrn28-10, lenet, got 'vgg'"
+    ARGS --model vgg)
+l2rw_bad_flag_test(nl.train_size_clean ${nl}
+    "--clean 1000 \\(the default for uniform noise\\) and --batch 100 need more than the 500 training images"
+    ARGS --train-size 500)
+l2rw_bad_flag_test(nl.train_size_data ${nl} "--train-size 70000: Fashion-MNIST has 60000 training images"
+    ARGS --train-size 70000)
+l2rw_bad_flag_test(nl.background_class ${nl}
+    "--background-class 12 is not a class of the data \\(0\\.\\.9\\)"
+    ARGS --noise background --background-class 12)
+l2rw_bad_flag_test(nl.background_without_noise ${nl} "--background-class is for --noise background"
+    ARGS --background-class 3)
+l2rw_bad_flag_test(nl.clean_negative ${nl} "--clean: must be at least 1, got -3" ARGS --clean -3)
+l2rw_bad_flag_test(nl.steps_zero ${nl} "--steps: must be at least 1, got 0" ARGS --steps 0)
+l2rw_bad_flag_test(nl.ratio ${nl} "--ratio: must be in \\[0, 1\\], got 1.5" ARGS --ratio 1.5)
+l2rw_bad_flag_test(nl.lr_zero ${nl} "--lr: must be greater than 0, got 0" ARGS --lr 0)
+l2rw_bad_flag_test(nl.dataset_without_data ${nl} "--dataset cifar100 needs --data DIR"
+    ARGS --dataset cifar100)
+l2rw_bad_flag_test(nl.methods_twice ${nl} "--methods names 'l2rw' twice" ARGS --methods l2rw,l2rw)
+l2rw_bad_flag_test(nl.resume_other_run ${nl} "saved by another run \\(lr is '0.01' there, '0.02' here\\)"
+    SETUP --model lenet --lr 0.01 --steps 4 --train-size 3000 --test-size 500 --methods uniform
+          --checkpoint-every 2
+    ARGS --model lenet --lr 0.02 --steps 4 --train-size 3000 --test-size 500 --methods uniform
+         --checkpoint-every 2 --resume)
+l2rw_bad_flag_test(nl.resume_longer ${nl} "saved by another run \\(steps is '4' there, '6' here\\)"
+    SETUP --model lenet --lr 0.01 --steps 4 --train-size 3000 --test-size 500 --methods uniform
+          --checkpoint-every 2
+    ARGS --model lenet --lr 0.01 --steps 6 --train-size 3000 --test-size 500 --methods uniform
+         --checkpoint-every 2 --resume)
+if(EXISTS "${PROJECT_SOURCE_DIR}/examples/demo.cpp")
+    l2rw_bad_flag_test(demo.lr_zero demo "--lr: must be greater than 0, got 0" NO_OUT ARGS --lr 0)
+    l2rw_bad_flag_test(demo.noise demo "--noise: must be in \\[0, 0.9\\], got 0.95" NO_OUT
+        ARGS --noise 0.95)
+    add_test(NAME examples.demo.help COMMAND demo --help)
+    set_tests_properties(examples.demo.help PROPERTIES LABELS "examples"
+        PASS_REGULAR_EXPRESSION "--steps[^\n]*3000")
+endif()
 
 # The README's first command: the ```sh block between <!-- quickstart:begin --> and
 # <!-- quickstart:end --> ends in `build/default/examples/mnist_imbalance <args>`; this test runs

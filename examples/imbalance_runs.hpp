@@ -1,0 +1,438 @@
+// examples/imbalance_runs.hpp — what examples/mnist_imbalance.cpp runs: its flags and their
+// checks, its data, the plan of runs (each with what defines it, checked against its
+// checkpoint before anything is printed) and one training run with its running sums kept in
+// its checkpoint, so that a resumed run reports what the uninterrupted one would have.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <l2rw/l2rw.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "flags.hpp"
+#include "progress.hpp"
+
+namespace examples::imbalance {
+
+using namespace l2rw;
+using T = float;
+using B = Cpu;
+using Model = nn::Sequential<T, B>;
+namespace fs = std::filesystem;
+
+struct Config {
+    std::string data_dir;
+    std::vector<index_t> classes;  // minority, majority; empty: 4,9 on MNIST, 4,6 on Fashion
+    index_t train_size = 5000;
+    std::vector<double> proportions{0.9, 0.95, 0.98, 0.99, 0.995};
+    index_t clean = 10;
+    std::int64_t steps = 8000, session_steps = 0;
+    index_t batch = 100;
+    double lr = 1e-3, momentum = 0.9;
+    std::vector<std::string> methods{"uniform",     "proportion", "resample",
+                                     "hard_mining", "random",     "l2rw"};
+    int seeds = 5;
+    std::uint64_t first_seed = 1;
+    std::int64_t eval_every = 1000, checkpoint_every = 0;
+    double progress_every = 15;
+    bool resume = false;
+    std::string out = default_out_dir("mnist_imbalance_out");
+};
+
+inline std::string pstr(double p) { return format("%g", p); }
+
+inline void add_flags(CLI::App& app, Config& c) {
+    app.add_option("--data", c.data_dir,
+                   "directory of the MNIST IDX files (train-images-idx3-ubyte[.gz], ...); "
+                   "default: Fashion-MNIST from the system");
+    app.add_option("--classes", c.classes,
+                   "MINORITY,MAJORITY, two different classes in 0..9, the minority first; it "
+                   "becomes label 0 and the majority label 1 (the sigmoid's positive class). "
+                   "Default: the paper's 4,9 on MNIST; on Fashion-MNIST 4,6 (Coat vs Shirt, which "
+                   "look alike: its 4 vs 9, Coat vs Ankle boot, is trivial)")
+        ->delimiter(',')
+        ->expected(2);
+    app.add_option("--train-size", c.train_size,
+                   "training images per run before the clean split (the paper: 5000)")
+        ->check(at_least(2))
+        ->capture_default_str();
+    app.add_option("--proportions", c.proportions,
+                   "majority-class proportions p in (0.5, 1), comma-separated (a column each)")
+        ->delimiter(',')
+        ->check(open_interval(0.5, 1))
+        ->capture_default_str();
+    app.add_option("--clean", c.clean,
+                   "clean validation images split off the training set, half of each class (the "
+                   "paper: 10, i.e. 5 per class); even, at least 2")
+        ->check(at_least(2))
+        ->capture_default_str();
+    app.add_option("--steps", c.steps, "SGD steps per run (the paper: 8000)")
+        ->check(at_least(1))
+        ->capture_default_str();
+    app.add_option("--session-steps", c.session_steps,
+                   "run at most this many steps of each run now, then save its checkpoint (needs "
+                   "--checkpoint-every); --resume goes on from there. 0: all")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--batch", c.batch, "minibatch size (the paper: 100)")
+        ->check(at_least(1))
+        ->capture_default_str();
+    app.add_option("--lr", c.lr, "SGD learning rate (the paper: 1e-3)")
+        ->check(greater_than(0))
+        ->capture_default_str();
+    app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")
+        ->check(from_below(0, 1))
+        ->capture_default_str();
+    app.add_option("--methods", c.methods,
+                   "weighting methods, comma-separated: uniform, proportion, resample, "
+                   "hard_mining, random, l2rw (also reed_soft, reed_hard)")
+        ->delimiter(',')
+        ->capture_default_str();
+    app.add_option("--seeds", c.seeds,
+                   "runs (random splits and initialisations) per method and proportion; the paper "
+                   "averages 10, the default is 5 to halve the time")
+        ->check(at_least(1))
+        ->capture_default_str();
+    app.add_option("--first-seed", c.first_seed, "seeds are first-seed, first-seed + 1, ...")
+        ->capture_default_str();
+    app.add_option("--eval-every", c.eval_every,
+                   "evaluate on the test set, and report the zero-weight examples, every N steps "
+                   "and after the last (0: after the last only)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--progress-every", c.progress_every,
+                   "when stdout is not a terminal, a progress line every this many seconds (0: "
+                   "at the end of each run only)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--out", c.out,
+                   "output directory: results.csv, evals.csv, figure2.{gp,png}, checkpoints")
+        ->capture_default_str();
+    app.add_option("--checkpoint-every", c.checkpoint_every,
+                   "save each run's model, optimizer and running sums to "
+                   "OUT/ckpt_<method>_p<p>_seed<s>.l2ck every N steps and at the end (0: never)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_flag("--resume", c.resume,
+                 "continue every run from its checkpoint in OUT when there is one (a finished run "
+                 "is only evaluated again); a checkpoint made with other settings is refused");
+}
+
+/// The checks that need more than one flag; throws FlagError before anything is printed.
+inline void check_flags(Config& c) {
+    if (!c.classes.empty()) {
+        for (index_t k : c.classes)
+            if (k < 0 || k > 9)
+                throw FlagError("--classes: " + std::to_string(k) +
+                                " is not a class of MNIST or Fashion-MNIST (0..9)");
+        if (c.classes[0] == c.classes[1])
+            throw FlagError("--classes wants two different classes, got " +
+                            std::to_string(c.classes[0]) + " twice");
+    }
+    for (auto& m : c.methods) std::replace(m.begin(), m.end(), '-', '_');
+    for (const auto& m : c.methods) check_method(m);
+    require_distinct(c.methods, "--methods", [](const std::string& m) { return "'" + m + "'"; });
+    require_distinct(c.proportions, "--proportions", pstr);
+    if (c.clean % 2)
+        throw FlagError("--clean " + std::to_string(c.clean) +
+                        ": the clean set is half minority, half majority, so it must be even");
+    const index_t half = c.clean / 2;
+    for (double p : c.proportions) {
+        const auto major =
+            static_cast<index_t>(std::llround(p * static_cast<double>(c.train_size)));
+        const index_t minor = c.train_size - major;
+        if (minor <= half || major <= half)
+            throw FlagError(format(
+                "--train-size %ld at p=%s gives %ld minority images, and the clean set takes %ld "
+                "of them, leaving none to train on: raise --train-size or lower --clean",
+                static_cast<long>(c.train_size), pstr(p).c_str(), static_cast<long>(minor),
+                static_cast<long>(half)));
+    }
+    if (c.batch > c.train_size - c.clean)
+        throw FlagError(
+            format("--batch %ld is larger than the %ld training images of a run "
+                   "(--train-size %ld less --clean %ld)",
+                   static_cast<long>(c.batch), static_cast<long>(c.train_size - c.clean),
+                   static_cast<long>(c.train_size), static_cast<long>(c.clean)));
+    if (c.session_steps > 0 && c.checkpoint_every == 0)
+        throw FlagError(
+            "--session-steps saves each run to go on later: it needs --checkpoint-every");
+    std::error_code ec;
+    if (fs::exists(c.out, ec) && !fs::is_directory(c.out, ec))
+        throw FlagError("--out " + c.out + " is a file, not a directory");
+}
+
+/// The data of every run, loaded once.
+struct Data {
+    std::string name, dir;
+    bool fashion = false;
+    data::Dataset train, test;  // train: all classes; test: the two classes, relabelled
+};
+
+/// Loads the data (without printing), fills in the default classes and checks that each class
+/// has the images the largest proportion needs.
+inline Data load_data(Config& c) {
+    Data d;
+    d.dir = c.data_dir;
+    if (c.data_dir.empty()) {
+        const auto dir = default_fashion_mnist_dir();
+        if (!dir) {
+            std::printf(
+                "mnist_imbalance: no --data DIR given and no Fashion-MNIST found (Debian package "
+                "dataset-fashion-mnist); nothing to run.\n");
+            std::exit(exit_skip);
+        }
+        d.dir = dir->string();
+        d.fashion = true;
+    }
+    d.name = d.fashion ? "Fashion-MNIST" : "MNIST";
+    if (c.classes.empty())
+        c.classes = d.fashion ? std::vector<index_t>{4, 6} : std::vector<index_t>{4, 9};
+    d.train = d.fashion ? data::load_fashion_mnist(d.dir, true) : data::load_mnist(d.dir, true);
+    const auto all_test =
+        d.fashion ? data::load_fashion_mnist(d.dir, false) : data::load_mnist(d.dir, false);
+    const index_t minority = c.classes[0], majority = c.classes[1];
+    const auto counts = d.train.class_counts();
+    for (double p : c.proportions) {
+        const auto major =
+            static_cast<index_t>(std::llround(p * static_cast<double>(c.train_size)));
+        for (const auto& [k, need] :
+             {std::pair{majority, major}, std::pair{minority, c.train_size - major}})
+            if (need > counts[static_cast<std::size_t>(k)])
+                throw FlagError(
+                    format("--train-size %ld at p=%s needs %ld images of class %ld, but %s has %ld",
+                           static_cast<long>(c.train_size), pstr(p).c_str(),
+                           static_cast<long>(need), static_cast<long>(k), d.name.c_str(),
+                           static_cast<long>(counts[static_cast<std::size_t>(k)])));
+    }
+    // The test set restricted to the two classes, relabelled like data::imbalanced_binary.
+    std::vector<index_t> rows;
+    for (index_t i = 0; i < all_test.n; ++i) {
+        const index_t y = all_test.labels[static_cast<std::size_t>(i)];
+        if (y == minority || y == majority) rows.push_back(i);
+    }
+    d.test = all_test.subset(rows);
+    for (auto& y : d.test.labels) y = y == majority ? data::majority_label : data::minority_label;
+    d.test.classes = 2;
+    return d;
+}
+
+/// One run of the sweep: what defines it (stored in its checkpoint) and where it resumes.
+struct PlannedRun {
+    std::string method;
+    double proportion = 0;
+    std::uint64_t seed = 0;
+    fs::path checkpoint;
+    io::Metadata definition;
+    std::optional<std::int64_t> resume_at;
+};
+
+/// How many plain steps a step of `method` costs, roughly (for the first ETA only).
+inline double method_cost(const std::string& method) {
+    return method == "l2rw" ? 2.5 : method == "hard_mining" ? 1.4 : 1.0;
+}
+
+/// Every run in order; with --resume, every checkpoint is checked against its run first.
+inline std::vector<PlannedRun> plan_runs(const Config& c, const Data& d) {
+    std::vector<PlannedRun> plan;
+    for (double p : c.proportions)
+        for (int r = 0; r < c.seeds; ++r)
+            for (const auto& m : c.methods) {
+                PlannedRun run{m, p, c.first_seed + static_cast<std::uint64_t>(r), {}, {}, {}};
+                run.checkpoint = fs::path(c.out) / ("ckpt_" + m + "_p" + pstr(p) + "_seed" +
+                                                    std::to_string(run.seed) + ".l2ck");
+                run.definition = {
+                    {"program", "mnist_imbalance"},
+                    {"data", d.name + " " + d.dir},
+                    {"classes", std::to_string(c.classes[0]) + "," + std::to_string(c.classes[1])},
+                    {"train_size", std::to_string(c.train_size)},
+                    {"proportion", pstr(p)},
+                    {"clean", std::to_string(c.clean)},
+                    {"batch", std::to_string(c.batch)},
+                    {"lr", exact_str(c.lr)},
+                    {"momentum", exact_str(c.momentum)},
+                    {"method", m},
+                    {"seed", std::to_string(run.seed)},
+                    {"eval_every", std::to_string(c.eval_every)}};
+                if (c.resume) run.resume_at = resume_point(run.checkpoint, run.definition, c.steps);
+                plan.push_back(std::move(run));
+            }
+    return plan;
+}
+
+/// One training run's outcome.
+struct RunResult {
+    std::string method;
+    double proportion = 0;
+    std::uint64_t seed = 0;
+    double error = 0, loss = 0, seconds = 0;  // seconds: training, all sessions, no evaluations
+    std::int64_t steps_done = 0, steps_run = 0, first_step = 0, skipped = 0, zero_total = 0;
+    std::string zero_at_evals;  // "step:count;..." zero-weight examples since the last eval
+    index_t train_n = 0, train_minority = 0;
+};
+
+struct EvalRow {
+    std::string method;
+    double proportion = 0;
+    std::uint64_t seed = 0;
+    std::int64_t step = 0;
+    double error = 0;
+    std::int64_t zero_last_batch = 0, zero_since = 0, examples_since = 0;
+};
+
+/// Trains run `plan` (number i of n), appends its evaluations to `evals` and returns its
+/// result. Its running sums go into each checkpoint and come back on a resume.
+inline RunResult train_run(const Config& c, const Data& d, const PlannedRun& plan, std::size_t i,
+                           std::size_t n, Sweep& sweep, std::vector<EvalRow>& evals) {
+    const double p = plan.proportion;
+    const std::uint64_t seed = plan.seed;
+    // The split depends on (seed, proportion) only: every method sees the same data.
+    Rng rng(derive_seed(seed, 0x1b, std::llround(p * 1e6)));
+    const data::Dataset cut =
+        data::imbalanced_binary(d.train, c.classes[1], c.classes[0], c.train_size, p, rng);
+    const auto split = data::split_clean_validation(cut, data::Total{c.clean}, rng);
+    const std::string label = format("[%zu/%zu] %s p=%s seed %llu", i + 1, n, plan.method.c_str(),
+                                     pstr(p).c_str(), static_cast<unsigned long long>(seed));
+    auto model =
+        nn::lenet<T, B>(nn::LeNetOptions{split.train.c, split.train.h, 1}, derive_seed(seed, 0x4d));
+    optim::SGD<T, B> opt({.lr = c.lr, .momentum = c.momentum});
+    meta::PolicyConfig pc;
+    pc.seed = derive_seed(seed, 0x90);
+    pc.majority_class = data::majority_label;
+    auto policy = meta::make_policy<Model>(plan.method, pc);
+
+    meta::TrainOptions o;
+    const std::int64_t first =
+        c.resume ? announce_resume(plan.checkpoint, label, plan.resume_at, c.steps) : 0;
+    o.steps = c.session_steps > 0 ? std::min(c.steps, first + c.session_steps) : c.steps;
+    o.batch_size = c.batch;
+    o.validation_batch_size = 100;
+    o.seed = derive_seed(seed, 0x7e);
+    o.eval_every = c.eval_every;
+    o.checkpoint_every = c.checkpoint_every;
+    o.resume = c.resume;
+    o.run = plan.definition;
+    if (c.checkpoint_every > 0 || c.resume) o.checkpoint_path = plan.checkpoint;
+
+    Progress progress(label, c.steps, first, c.progress_every, &sweep, i);
+    RunResult res;
+    res.method = plan.method;
+    res.proportion = p;
+    res.seed = seed;
+    res.train_n = split.train.n;
+    res.train_minority = split.train.class_counts()[data::minority_label];
+    // The running sums, all sessions together (restored on a resume).
+    std::int64_t zero_last = 0, zero_since = 0, examples_since = 0, skipped_before = 0;
+    std::int64_t last_eval_step = -1;
+    double last_error = -1, last_loss = 0, seconds_before = 0, eval_seconds = 0;
+    std::int64_t skipped_now = 0;  // this session's skipped batches
+    std::vector<EvalRow> mine;
+    meta::Callbacks<T> cb;
+    cb.on_step = [&](std::int64_t s, const meta::StepReport<T>& rep, double loss) {
+        skipped_now += rep.skipped;
+        zero_last = rep.zero_count;
+        zero_since += rep.zero_count;
+        examples_since += static_cast<std::int64_t>(rep.weights.size());
+        res.zero_total += rep.zero_count;
+        progress.step(s + 1, loss,
+                      last_error < 0 ? std::string{} : format("test err %.2f%%", 100 * last_error));
+    };
+    auto evaluate = [&](std::int64_t done) {
+        const Stopwatch ew;
+        const auto ev = meta::evaluate(*model, d.test, 500);
+        eval_seconds += ew.seconds();
+        last_error = 1 - ev.accuracy;
+        last_loss = ev.loss;
+        last_eval_step = done;
+        progress.note(format(
+            "step %lld: test error %.2f%%, zero-weight examples: %lld in the last "
+            "batch, %lld of %lld since the last evaluation",
+            static_cast<long long>(done), 100 * last_error, static_cast<long long>(zero_last),
+            static_cast<long long>(zero_since), static_cast<long long>(examples_since)));
+        mine.push_back(
+            {plan.method, p, seed, done, last_error, zero_last, zero_since, examples_since});
+        res.zero_at_evals += (res.zero_at_evals.empty() ? "" : ";") + std::to_string(done) + ":" +
+                             std::to_string(zero_since);
+        zero_since = examples_since = 0;
+    };
+    cb.on_eval = evaluate;
+    cb.on_checkpoint = [&] {
+        State st;
+        st.put("zero_total", res.zero_total);
+        st.put("zero_last", zero_last);
+        st.put("zero_since", zero_since);
+        st.put("examples_since", examples_since);
+        st.put("zero_at_evals", res.zero_at_evals);
+        st.put("last_eval_step", last_eval_step);
+        st.put("last_error", last_error);
+        st.put("last_loss", last_loss);
+        st.put("seconds", seconds_before + progress.seconds() - eval_seconds);
+        st.put("skipped", skipped_before + skipped_now);
+        std::string rows;
+        for (const auto& e : mine)
+            rows += format("%lld %a %lld %lld %lld;", static_cast<long long>(e.step), e.error,
+                           static_cast<long long>(e.zero_last_batch),
+                           static_cast<long long>(e.zero_since),
+                           static_cast<long long>(e.examples_since));
+        st.put("evals", rows);
+        return st.metadata();
+    };
+    cb.on_resume = [&](const io::Metadata& m) {
+        const State st(m);
+        std::string rows;
+        st.get("zero_total", res.zero_total);
+        st.get("zero_last", zero_last);
+        st.get("zero_since", zero_since);
+        st.get("examples_since", examples_since);
+        st.get("zero_at_evals", res.zero_at_evals);
+        st.get("last_eval_step", last_eval_step);
+        st.get("last_error", last_error);
+        st.get("last_loss", last_loss);
+        st.get("seconds", seconds_before);
+        st.get("skipped", skipped_before);
+        st.get("evals", rows);
+        for (std::size_t a = 0, b; (b = rows.find(';', a)) != std::string::npos; a = b + 1) {
+            EvalRow e{plan.method, p, seed};
+            long long step = 0, zl = 0, zs = 0, es = 0;
+            char err[64] = {};
+            if (std::sscanf(rows.substr(a, b - a).c_str(), "%lld %63s %lld %lld %lld", &step, err,
+                            &zl, &zs, &es) != 5)
+                throw CheckpointError("checkpoint " + plan.checkpoint.string() +
+                                      ": the saved evaluations are malformed");
+            e.step = step;
+            e.error = std::strtod(err, nullptr);
+            e.zero_last_batch = zl;
+            e.zero_since = zs;
+            e.examples_since = es;
+            mine.push_back(e);
+        }
+    };
+    const auto sum = meta::train(*model, opt, *policy, split.train, split.val, o, cb);
+    progress.finish();
+    res.first_step = sum.first_step;
+    res.steps_done = sum.steps_done;
+    res.steps_run = sum.steps_done - sum.first_step;
+    res.skipped = skipped_before + sum.skipped;
+    res.seconds = seconds_before + progress.seconds() - eval_seconds;
+    if (last_eval_step != sum.steps_done) evaluate(sum.steps_done);  // always after the last step
+    res.error = last_error;
+    res.loss = last_loss;
+    if (sum.steps_done < c.steps) sweep.drop(i);
+    evals.insert(evals.end(), mine.begin(), mine.end());
+    std::printf(
+        "%s: test error %.2f%%  (%lld steps in %.1f s, %.2f ms/step; %lld zero-weight "
+        "examples, %lld skipped batches)%s\n",
+        label.c_str(), 100 * res.error, static_cast<long long>(res.steps_done), res.seconds,
+        res.steps_done ? 1e3 * res.seconds / static_cast<double>(res.steps_done) : 0.0,
+        static_cast<long long>(res.zero_total), static_cast<long long>(res.skipped),
+        sum.steps_done < c.steps ? " -- stopped early (--session-steps)" : "");
+    return res;
+}
+
+}  // namespace examples::imbalance

@@ -1,0 +1,260 @@
+// examples/noisy_runs.hpp — what examples/noisy_labels.cpp runs: its configuration and the
+// checks that need more than one flag, its data (loaded and checked before anything is
+// printed), and one phase of training (a method, or the fine-tuning after it) with progress,
+// evaluations, and checkpoints that carry the phase's definition and running sums.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <l2rw/l2rw.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common.hpp"
+#include "flags.hpp"
+#include "progress.hpp"
+
+namespace examples::noisy {
+
+using namespace l2rw;
+using T = float;
+using B = Cpu;
+using Model = nn::Sequential<T, B>;
+namespace fs = std::filesystem;
+
+struct Config {
+    std::string data_dir, dataset = "cifar10", noise = "uniform", model = "resnet32";
+    double ratio = 0.4;
+    index_t clean = -1, clean_per_class = -1, background_class = -1;  // -1: not given
+    index_t train_size = 0, test_size = 0;
+    std::vector<std::string> methods{"uniform", "reed_soft",  "reed_hard", "random",
+                                     "l2rw",    "uniform+ft", "random+ft"};
+    std::int64_t steps = 0, ft_steps = -1, session_steps = 0;  // 0 / -1: the defaults
+    double lr = 0.1, momentum = 0.9, weight_decay = 5e-4, ft_lr = -1;
+    index_t batch = 100;
+    std::string augment = "auto";
+    int seeds = 1;
+    std::uint64_t first_seed = 1;
+    std::int64_t eval_every = 2000, checkpoint_every = 0;
+    double progress_every = 15;
+    bool resume = false, dataset_given = false;
+    std::string out = default_out_dir("noisy_labels_out");
+};
+
+/// A base method and whether its plain result, its +FT result, or both are asked for.
+struct Variant {
+    std::string base;
+    bool plain = false, ft = false;
+};
+
+/// The methods as one training per base method, in the order first named; throws FlagError
+/// for an unknown or repeated name.
+inline std::vector<Variant> plan_variants(std::vector<std::string> methods) {
+    std::vector<Variant> plan;
+    for (auto& m : methods)
+        std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) {
+            return static_cast<char>(ch == '-' ? '_' : std::tolower(ch));
+        });
+    require_distinct(methods, "--methods", [](const std::string& m) { return "'" + m + "'"; });
+    for (const auto& m : methods) {
+        const bool ft = m.size() > 3 && m.substr(m.size() - 3) == "+ft";
+        const std::string base = ft ? m.substr(0, m.size() - 3) : m;
+        check_method(base);
+        auto it = std::find_if(plan.begin(), plan.end(),
+                               [&](const Variant& v) { return v.base == base; });
+        if (it == plan.end()) it = plan.insert(plan.end(), Variant{base});
+        (ft ? it->ft : it->plain) = true;
+    }
+    return plan;
+}
+
+/// The checks that need more than one flag (before the data is read).
+inline void check_flags(const Config& c) {
+    if (c.clean >= 0 && c.clean_per_class >= 0)
+        throw FlagError("give --clean or --clean-per-class, not both");
+    if (c.dataset_given && c.data_dir.empty())
+        throw FlagError("--dataset " + c.dataset +
+                        " needs --data DIR (without --data the program runs on Fashion-MNIST)");
+    if (c.background_class >= 0 && c.noise != "background")
+        throw FlagError("--background-class is for --noise background");
+    const index_t classes = c.data_dir.empty() || c.dataset == "cifar10" ? 10 : 100;
+    if (c.background_class >= classes)
+        throw FlagError("--background-class " + std::to_string(c.background_class) +
+                        " is not a class of the data (0.." + std::to_string(classes - 1) + ")");
+    if (c.session_steps > 0 && c.checkpoint_every == 0)
+        throw FlagError(
+            "--session-steps saves each run to go on later: it needs --checkpoint-every");
+    std::error_code ec;
+    if (fs::exists(c.out, ec) && !fs::is_directory(c.out, ec))
+        throw FlagError("--out " + c.out + " is a file, not a directory");
+}
+
+/// The data of every run, loaded once, normalised, with the clean set's size.
+struct Data {
+    std::string name, dir;
+    bool fashion = false, per_class = false;
+    index_t clean_n = 0;
+    data::Dataset train, test;
+};
+
+inline Data load_data(const Config& c) {
+    Data d;
+    if (c.data_dir.empty()) {
+        const auto dir = default_fashion_mnist_dir();
+        if (!dir) {
+            std::printf(
+                "noisy_labels: no --data DIR given and no Fashion-MNIST found (Debian package "
+                "dataset-fashion-mnist); nothing to run.\n");
+            std::exit(exit_skip);
+        }
+        d.fashion = true;
+        d.name = "Fashion-MNIST";
+        d.dir = dir->string();
+        d.train = data::load_fashion_mnist(d.dir, true);
+        d.test = data::load_fashion_mnist(d.dir, false);
+    } else {
+        d.dir = c.data_dir;
+        d.name = c.dataset == "cifar10" ? "CIFAR-10" : "CIFAR-100";
+        d.train = c.dataset == "cifar10" ? data::load_cifar10(d.dir, true)
+                                         : data::load_cifar100(d.dir, true);
+        d.test = c.dataset == "cifar10" ? data::load_cifar10(d.dir, false)
+                                        : data::load_cifar100(d.dir, false);
+    }
+    auto too_many = [&](const char* flag, index_t want, index_t have, const char* what) {
+        throw FlagError(format("%s %ld: %s has %ld %s images", flag, static_cast<long>(want),
+                               d.name.c_str(), static_cast<long>(have), what));
+    };
+    if (c.train_size > d.train.n) too_many("--train-size", c.train_size, d.train.n, "training");
+    if (c.test_size > d.test.n) too_many("--test-size", c.test_size, d.test.n, "test");
+    if (c.train_size > 0 && c.train_size < d.train.n) {
+        Rng rng(derive_seed(c.first_seed, 0x75));
+        auto rows = data::choose(data::iota_indices(d.train.n), c.train_size, rng);
+        std::sort(rows.begin(), rows.end());
+        d.train = d.train.subset(rows);
+    }
+    if (c.test_size > 0 && c.test_size < d.test.n)
+        d.test = d.test.subset(data::iota_indices(c.test_size));
+
+    const bool uniform = c.noise == "uniform";
+    d.per_class = c.clean_per_class >= 0 || (c.clean < 0 && !uniform);
+    const index_t per = c.clean_per_class >= 0 ? c.clean_per_class : 10;
+    d.clean_n = d.per_class ? per * d.train.classes : (c.clean >= 0 ? c.clean : 1000);
+    const std::string clean_flag =
+        d.per_class ? format("--clean-per-class %ld%s", static_cast<long>(per),
+                             c.clean_per_class < 0 ? " (the default for background noise)" : "")
+                    : format("--clean %ld%s", static_cast<long>(d.clean_n),
+                             c.clean < 0 ? " (the default for uniform noise)" : "");
+    const auto counts = d.train.class_counts();
+    if (d.per_class) {
+        for (std::size_t k = 0; k < counts.size(); ++k)
+            if (counts[k] <= per)
+                throw FlagError(
+                    format("%s: class %zu has only %ld training images; lower it or "
+                           "raise --train-size",
+                           clean_flag.c_str(), k, static_cast<long>(counts[k])));
+    } else if (d.clean_n < d.train.classes) {
+        throw FlagError(
+            format("%s: the clean set is spread over the %ld classes, so it needs at "
+                   "least %ld images",
+                   clean_flag.c_str(), static_cast<long>(d.train.classes),
+                   static_cast<long>(d.train.classes)));
+    }
+    if (d.clean_n + c.batch > d.train.n)
+        throw FlagError(format("%s and --batch %ld need more than the %ld training images%s",
+                               clean_flag.c_str(), static_cast<long>(c.batch),
+                               static_cast<long>(d.train.n),
+                               c.train_size > 0 ? " of --train-size" : ""));
+    // Per-channel normalisation with the training images' statistics (labels play no part).
+    const auto stats = data::channel_stats(d.train);
+    data::normalize(d.train, stats);
+    data::normalize(d.test, stats);
+    return d;
+}
+
+/// One phase of one run: a method's training, or the fine-tuning after it.
+struct Phase {
+    std::string label;
+    fs::path checkpoint;
+    io::Metadata definition;
+    std::optional<std::int64_t> resume_at;
+    std::int64_t steps = 0;
+    std::size_t sweep_index = 0;
+};
+
+struct PhaseResult {
+    meta::TrainSummary summary;
+    double seconds = 0;         // training, all sessions, without the evaluations
+    double flipped_share = -1;  // mean share of a batch's weight on flipped labels
+    std::int64_t skipped = 0;   // all sessions
+};
+
+/// Trains one phase with progress, periodic evaluation and checkpoints; the share of weight
+/// on flipped examples, the skip count and the time so far travel in the checkpoint.
+inline PhaseResult run_phase(const Config& c, const Phase& ph, Model& model, optim::SGD<T, B>& opt,
+                             meta::WeightingPolicy<Model>& policy, const data::Dataset& train,
+                             const data::Dataset& clean, const data::Dataset& test,
+                             meta::TrainOptions o, Sweep& sweep) {
+    const std::int64_t first =
+        c.resume ? announce_resume(ph.checkpoint, ph.label, ph.resume_at, ph.steps) : 0;
+    o.steps = c.session_steps > 0 ? std::min(ph.steps, first + c.session_steps) : ph.steps;
+    o.eval_every = c.eval_every;
+    o.checkpoint_every = c.checkpoint_every;
+    o.resume = c.resume;
+    o.run = ph.definition;
+    if (c.checkpoint_every > 0 || c.resume) o.checkpoint_path = ph.checkpoint;
+    Progress progress(ph.label, ph.steps, first, c.progress_every, &sweep, ph.sweep_index);
+    double mass = 0, eval_seconds = 0, last_acc = -1, seconds_before = 0;
+    std::int64_t mass_steps = 0, skipped = 0;
+    meta::Callbacks<T> cb;
+    cb.on_step = [&](std::int64_t s, const meta::StepReport<T>& rep, double loss) {
+        skipped += rep.skipped;
+        if (rep.noisy_mass && !rep.skipped) {
+            mass += *rep.noisy_mass;
+            ++mass_steps;
+        }
+        progress.step(s + 1, loss,
+                      last_acc < 0 ? std::string{} : format("test acc %.2f%%", 100 * last_acc));
+    };
+    cb.on_eval = [&](std::int64_t done) {
+        const Stopwatch ew;
+        const auto ev = meta::evaluate(model, test, 500);
+        eval_seconds += ew.seconds();
+        last_acc = ev.accuracy;
+        std::string line = format("step %lld: test accuracy %.2f%%", static_cast<long long>(done),
+                                  100 * ev.accuracy);
+        if (mass_steps > 0)
+            line += format(", weight on flipped labels so far %.1f%%",
+                           100 * mass / static_cast<double>(mass_steps));
+        progress.note(line);
+    };
+    cb.on_checkpoint = [&] {
+        State st;
+        st.put("flipped_mass", mass);
+        st.put("flipped_steps", mass_steps);
+        st.put("skipped", skipped);
+        st.put("last_accuracy", last_acc);
+        st.put("seconds", seconds_before + progress.seconds() - eval_seconds);
+        return st.metadata();
+    };
+    cb.on_resume = [&](const io::Metadata& m) {
+        const State st(m);
+        st.get("flipped_mass", mass);
+        st.get("flipped_steps", mass_steps);
+        st.get("skipped", skipped);
+        st.get("last_accuracy", last_acc);
+        st.get("seconds", seconds_before);
+    };
+    PhaseResult r;
+    r.summary = meta::train(model, opt, policy, train, clean, o, cb);
+    progress.finish();
+    if (r.summary.steps_done < ph.steps) sweep.drop(ph.sweep_index);
+    r.seconds = seconds_before + progress.seconds() - eval_seconds;
+    r.skipped = skipped;
+    if (mass_steps > 0) r.flipped_share = mass / static_cast<double>(mass_steps);
+    return r;
+}
+
+}  // namespace examples::noisy
