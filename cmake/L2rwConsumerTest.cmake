@@ -2,14 +2,16 @@
 #
 # Configures, builds and runs the tiny project CONSUMER_SOURCE_DIR the way a user would:
 #   find_package     : installs the l2rw build tree (cmake --install) into a scratch prefix and
-#                      points the consumer at it via CMAKE_PREFIX_PATH.
+#                      points the consumer at it via CMAKE_PREFIX_PATH; with
+#                      CONSUMER_EXPECT_THRUST it also builds and runs consumer_thrust, a
+#                      Thrust<OMP> program linked to the installed l2rw::thrust_omp.
 #   add_subdirectory : the consumer does add_subdirectory(${L2RW_SOURCE_DIR} l2rw-build).
 #   fetchcontent     : the consumer uses FetchContent, redirected to the local source tree
 #                      through FETCHCONTENT_SOURCE_DIR_L2RW (no network).
 #
 # Inputs (-D): CONSUMER_KIND, CONSUMER_SOURCE_DIR, CONSUMER_WORK_DIR, L2RW_SOURCE_DIR,
 # L2RW_BUILD_DIR, CONSUMER_GENERATOR, CONSUMER_MAKE_PROGRAM, CONSUMER_CXX_COMPILER,
-# CONSUMER_BUILD_TYPE, CONSUMER_PREFIX_PATH.
+# CONSUMER_BUILD_TYPE, CONSUMER_PREFIX_PATH, CONSUMER_EXPECT_THRUST.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var CONSUMER_KIND CONSUMER_SOURCE_DIR CONSUMER_WORK_DIR L2RW_SOURCE_DIR L2RW_BUILD_DIR)
@@ -57,6 +59,9 @@ if(CONSUMER_KIND STREQUAL "find_package")
         --config "${CONSUMER_BUILD_TYPE}")
     list(PREPEND prefix_path "${prefix}")
     list(APPEND configure_args "-DL2RW_EXPECTED_PREFIX=${prefix}")
+    if(CONSUMER_EXPECT_THRUST)
+        list(APPEND configure_args -DL2RW_EXPECT_THRUST=ON)
+    endif()
 elseif(CONSUMER_KIND STREQUAL "add_subdirectory")
     list(APPEND configure_args "-DL2RW_SOURCE_DIR=${L2RW_SOURCE_DIR}")
 elseif(CONSUMER_KIND STREQUAL "fetchcontent")
@@ -74,8 +79,14 @@ endif()
 run(configure "${CMAKE_COMMAND}" ${configure_args})
 run(build "${CMAKE_COMMAND}" --build "${build_dir}" --config "${CONSUMER_BUILD_TYPE}")
 
-set(exe "${build_dir}/consumer")
-if(NOT EXISTS "${exe}" AND EXISTS "${build_dir}/${CONSUMER_BUILD_TYPE}/consumer")
-    set(exe "${build_dir}/${CONSUMER_BUILD_TYPE}/consumer")
+set(programs consumer)
+if(CONSUMER_KIND STREQUAL "find_package" AND CONSUMER_EXPECT_THRUST)
+    list(APPEND programs consumer_thrust)
 endif()
-run(run "${exe}")
+foreach(program IN LISTS programs)
+    set(exe "${build_dir}/${program}")
+    if(NOT EXISTS "${exe}" AND EXISTS "${build_dir}/${CONSUMER_BUILD_TYPE}/${program}")
+        set(exe "${build_dir}/${CONSUMER_BUILD_TYPE}/${program}")
+    endif()
+    run(run "${exe}")
+endforeach()

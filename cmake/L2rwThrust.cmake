@@ -1,5 +1,7 @@
 # Detects the Thrust/CUB (CCCL) headers and defines l2rw::thrust_omp, an INTERFACE target that
-# compiles Thrust for the OpenMP device system (runs on the CPU, no GPU or nvcc needed).
+# compiles Thrust for the OpenMP device system (runs on the CPU, no GPU or nvcc needed). It is
+# installed and exported beside l2rw::l2rw (l2rwThrustTargets.cmake) with the absolute path of
+# the headers it found; the installed l2rwConfig.cmake checks that they are still there.
 #
 # Sets L2RW_HAS_THRUST (TRUE/FALSE) and the cache variable L2RW_THRUST_INCLUDE_DIR.
 # L2RW_WITH_THRUST=OFF skips the detection (the tsan preset: Thrust's OpenMP system would bring
@@ -34,11 +36,12 @@ if(EXISTS "${L2RW_THRUST_INCLUDE_DIR}/thrust/device_vector.h" AND TARGET OpenMP:
     if(NOT TARGET l2rw_thrust_omp)
         add_library(l2rw_thrust_omp INTERFACE)
         add_library(l2rw::thrust_omp ALIAS l2rw_thrust_omp)
+        set_target_properties(l2rw_thrust_omp PROPERTIES EXPORT_NAME thrust_omp)
         # SYSTEM: warnings inside Thrust/CUB are not ours to fix (and must not break -Werror).
         target_include_directories(l2rw_thrust_omp SYSTEM INTERFACE "${L2RW_THRUST_INCLUDE_DIR}")
         target_compile_definitions(l2rw_thrust_omp INTERFACE
             THRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_OMP)
-        target_link_libraries(l2rw_thrust_omp INTERFACE l2rw::l2rw OpenMP::OpenMP_CXX)
+        target_link_libraries(l2rw_thrust_omp INTERFACE l2rw OpenMP::OpenMP_CXX)
     endif()
     message(STATUS "l2rw: Thrust found in ${L2RW_THRUST_INCLUDE_DIR} (OpenMP device system)")
 else()
