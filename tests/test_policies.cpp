@@ -604,7 +604,7 @@ TEST_CASE("train: checkpoint every N steps and resume gives the uninterrupted ru
 }
 
 TEST_CASE("train: a resume refuses another run's checkpoint and one past its steps") {
-    // Without check_same_run the lr-0.2 run resumed from the lr-0.1 checkpoint silently;
+    // Without check_resume the lr-0.2 run resumed from the lr-0.1 checkpoint silently;
     // without the step check a 3-step run "resumed" a 4-step model and reported it as its own.
     const auto tr = blobs(6, 26, 81), va = blobs(4, 4, 82);
     const auto path = temp_path("other_run");
