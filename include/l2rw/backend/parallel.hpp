@@ -163,7 +163,10 @@ inline int team_size() {
     const int free_cores = omp_get_num_procs() - std::max(all - own, 0);
     const int seen = std::clamp(free_cores, 1, want);
     const int prev = s.last_free < 0 ? want : std::clamp(s.last_free, 1, want);
-    s.last_free = free_cores;
+    // Kept >= 0: more runnable threads than cores (free_cores < 0) must count as a sample
+    // with no core free, not as the "no sample yet" -1, or a heavily loaded machine would
+    // never shrink the team.
+    s.last_free = std::max(free_cores, 0);
     const int next = seen >= team ? seen : std::max(seen, std::min(prev, team));
     if (next != team) {
         s.team = next;
