@@ -7,7 +7,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <l2rw/meta/policies.hpp>
 #include <stdexcept>
 #include <string>
@@ -107,6 +109,58 @@ inline void check_method(std::string name) {
         known += (known.empty() ? "" : ", ") + std::string(k);
     }
     throw FlagError("--methods: unknown method '" + name + "' (known: " + known + ")");
+}
+
+/// What every experiment program's sweep of runs takes: seeds, evaluation, progress,
+/// checkpoints, resuming, where the output goes. A program's Config derives from it and sets
+/// its own defaults.
+struct SweepConfig {
+    int seeds = 1;
+    std::uint64_t first_seed = 1;
+    std::int64_t eval_every = 0, checkpoint_every = 0, session_steps = 0;
+    double progress_every = 15;
+    bool resume = false;
+    std::string out;
+};
+
+/// The help texts that differ between programs.
+struct SweepHelp {
+    std::string seeds, eval_every, out, checkpoint_every, resume;
+};
+
+/// Adds the sweep's flags to `app`, bound to `c`.
+inline void add_sweep_flags(CLI::App& app, SweepConfig& c, const SweepHelp& help) {
+    app.add_option("--seeds", c.seeds, help.seeds)->check(at_least(1))->capture_default_str();
+    app.add_option("--first-seed", c.first_seed, "seeds are first-seed, first-seed + 1, ...")
+        ->capture_default_str();
+    app.add_option("--eval-every", c.eval_every, help.eval_every)
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--progress-every", c.progress_every,
+                   "when stdout is not a terminal, a progress line every this many seconds (0: "
+                   "at the end of each run only)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--out", c.out, help.out)->capture_default_str();
+    app.add_option("--checkpoint-every", c.checkpoint_every, help.checkpoint_every)
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--session-steps", c.session_steps,
+                   "run at most this many steps of each run now, then save its checkpoint (needs "
+                   "--checkpoint-every); --resume goes on from there. 0: all")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_flag("--resume", c.resume, help.resume);
+}
+
+/// The checks of the sweep's flags that need more than one of them.
+inline void check_sweep_flags(const SweepConfig& c) {
+    if (c.session_steps > 0 && c.checkpoint_every == 0)
+        throw FlagError(
+            "--session-steps saves each run to go on later: it needs --checkpoint-every");
+    std::error_code ec;
+    if (std::filesystem::exists(c.out, ec) && !std::filesystem::is_directory(c.out, ec))
+        throw FlagError("--out " + c.out + " is a file, not a directory");
 }
 
 /// Runs a program's body: a FlagError or any other exception becomes one line on stderr,

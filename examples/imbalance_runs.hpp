@@ -26,23 +26,22 @@ using B = Cpu;
 using Model = nn::Sequential<T, B>;
 namespace fs = std::filesystem;
 
-struct Config {
+struct Config : SweepConfig {
+    Config() {
+        seeds = 5;
+        eval_every = 1000;
+        out = default_out_dir("mnist_imbalance_out");
+    }
     std::string data_dir;
     std::vector<index_t> classes;  // minority, majority; empty: 4,9 on MNIST, 4,6 on Fashion
     index_t train_size = 5000;
     std::vector<double> proportions{0.9, 0.95, 0.98, 0.99, 0.995};
     index_t clean = 10;
-    std::int64_t steps = 8000, session_steps = 0;
+    std::int64_t steps = 8000;
     index_t batch = 100;
     double lr = 1e-3, momentum = 0.9;
     std::vector<std::string> methods{"uniform",     "proportion", "resample",
                                      "hard_mining", "random",     "l2rw"};
-    int seeds = 5;
-    std::uint64_t first_seed = 1;
-    std::int64_t eval_every = 1000, checkpoint_every = 0;
-    double progress_every = 15;
-    bool resume = false;
-    std::string out = default_out_dir("mnist_imbalance_out");
 };
 
 inline std::string pstr(double p) { return format("%g", p); }
@@ -75,11 +74,6 @@ inline void add_flags(CLI::App& app, Config& c) {
     app.add_option("--steps", c.steps, "SGD steps per run (the paper: 8000)")
         ->check(at_least(1))
         ->capture_default_str();
-    app.add_option("--session-steps", c.session_steps,
-                   "run at most this many steps of each run now, then save its checkpoint (needs "
-                   "--checkpoint-every); --resume goes on from there. 0: all")
-        ->check(at_least(0))
-        ->capture_default_str();
     app.add_option("--batch", c.batch, "minibatch size (the paper: 100)")
         ->check(at_least(1))
         ->capture_default_str();
@@ -94,34 +88,24 @@ inline void add_flags(CLI::App& app, Config& c) {
                    "hard_mining, random, l2rw (also reed_soft, reed_hard)")
         ->delimiter(',')
         ->capture_default_str();
-    app.add_option("--seeds", c.seeds,
-                   "runs (random splits and initialisations) per method and proportion; the paper "
-                   "averages 10, the default is 5 to halve the time")
-        ->check(at_least(1))
-        ->capture_default_str();
-    app.add_option("--first-seed", c.first_seed, "seeds are first-seed, first-seed + 1, ...")
-        ->capture_default_str();
-    app.add_option("--eval-every", c.eval_every,
-                   "evaluate on the test set, and report the zero-weight examples, every N steps "
-                   "and after the last (0: after the last only)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_option("--progress-every", c.progress_every,
-                   "when stdout is not a terminal, a progress line every this many seconds (0: "
-                   "at the end of each run only)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_option("--out", c.out,
-                   "output directory: results.csv, evals.csv, figure2.{gp,png}, checkpoints")
-        ->capture_default_str();
-    app.add_option("--checkpoint-every", c.checkpoint_every,
-                   "save each run's model, optimizer and running sums to "
-                   "OUT/ckpt_<method>_p<p>_seed<s>.l2ck every N steps and at the end (0: never)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_flag("--resume", c.resume,
-                 "continue every run from its checkpoint in OUT when there is one (a finished run "
-                 "is only evaluated again); a checkpoint made with other settings is refused");
+    add_sweep_flags(
+        app, c,
+        {.seeds = "runs (random splits and initialisations) per method and proportion; the paper "
+                  "averages 10, the default is 5 to halve the time",
+         .eval_every = "evaluate on the test set, and report the zero-weight examples, every N "
+                       "steps and after the last (0: after the last only)",
+         .out = "output directory: results.csv, evals.csv, figure2.{gp,png}, checkpoints",
+         .checkpoint_every = "save each run's model, optimizer and running sums to "
+                             "OUT/ckpt_<method>_p<p>_seed<s>.l2ck every N steps and at the end "
+                             "(0: never)",
+         .resume = "continue every run from its checkpoint in OUT when there is one (a finished "
+                   "run is only evaluated again); a checkpoint made with other settings is "
+                   "refused"});
+}
+
+/// The majority images of a run at proportion p, as data::imbalanced_binary counts them.
+inline index_t majority_count(const Config& c, double p) {
+    return data::detail::round_count(p, c.train_size);
 }
 
 /// The checks that need more than one flag; throws FlagError before anything is printed.
@@ -144,8 +128,7 @@ inline void check_flags(Config& c) {
                         ": the clean set is half minority, half majority, so it must be even");
     const index_t half = c.clean / 2;
     for (double p : c.proportions) {
-        const auto major =
-            static_cast<index_t>(std::llround(p * static_cast<double>(c.train_size)));
+        const index_t major = majority_count(c, p);
         const index_t minor = c.train_size - major;
         if (minor <= half || major <= half)
             throw FlagError(format(
@@ -160,12 +143,7 @@ inline void check_flags(Config& c) {
                    "(--train-size %ld less --clean %ld)",
                    static_cast<long>(c.batch), static_cast<long>(c.train_size - c.clean),
                    static_cast<long>(c.train_size), static_cast<long>(c.clean)));
-    if (c.session_steps > 0 && c.checkpoint_every == 0)
-        throw FlagError(
-            "--session-steps saves each run to go on later: it needs --checkpoint-every");
-    std::error_code ec;
-    if (fs::exists(c.out, ec) && !fs::is_directory(c.out, ec))
-        throw FlagError("--out " + c.out + " is a file, not a directory");
+    check_sweep_flags(c);
 }
 
 /// The data of every run, loaded once.
@@ -200,8 +178,7 @@ inline Data load_data(Config& c) {
     const index_t minority = c.classes[0], majority = c.classes[1];
     const auto counts = d.train.class_counts();
     for (double p : c.proportions) {
-        const auto major =
-            static_cast<index_t>(std::llround(p * static_cast<double>(c.train_size)));
+        const index_t major = majority_count(c, p);
         for (const auto& [k, need] :
              {std::pair{majority, major}, std::pair{minority, c.train_size - major}})
             if (need > counts[static_cast<std::size_t>(k)])
@@ -328,14 +305,13 @@ inline RunResult train_run(const Config& c, const Data& d, const PlannedRun& pla
     res.train_n = split.train.n;
     res.train_minority = split.train.class_counts()[data::minority_label];
     // The running sums, all sessions together (restored on a resume).
-    std::int64_t zero_last = 0, zero_since = 0, examples_since = 0, skipped_before = 0;
+    std::int64_t zero_last = 0, zero_since = 0, examples_since = 0, skipped = 0;
     std::int64_t last_eval_step = -1;
     double last_error = -1, last_loss = 0, seconds_before = 0, eval_seconds = 0;
-    std::int64_t skipped_now = 0;  // this session's skipped batches
     std::vector<EvalRow> mine;
     meta::Callbacks<T> cb;
     cb.on_step = [&](std::int64_t s, const meta::StepReport<T>& rep, double loss) {
-        skipped_now += rep.skipped;
+        skipped += rep.skipped;
         zero_last = rep.zero_count;
         zero_since += rep.zero_count;
         examples_since += static_cast<std::int64_t>(rep.weights.size());
@@ -362,18 +338,22 @@ inline RunResult train_run(const Config& c, const Data& d, const PlannedRun& pla
         zero_since = examples_since = 0;
     };
     cb.on_eval = evaluate;
+    // The running sums a checkpoint keeps, visited alike to save (put) and restore (get).
+    auto sums = [&](auto&& io) {
+        io("zero_total", res.zero_total);
+        io("zero_last", zero_last);
+        io("zero_since", zero_since);
+        io("examples_since", examples_since);
+        io("zero_at_evals", res.zero_at_evals);
+        io("last_eval_step", last_eval_step);
+        io("last_error", last_error);
+        io("last_loss", last_loss);
+        io("skipped", skipped);
+    };
     cb.on_checkpoint = [&] {
         State st;
-        st.put("zero_total", res.zero_total);
-        st.put("zero_last", zero_last);
-        st.put("zero_since", zero_since);
-        st.put("examples_since", examples_since);
-        st.put("zero_at_evals", res.zero_at_evals);
-        st.put("last_eval_step", last_eval_step);
-        st.put("last_error", last_error);
-        st.put("last_loss", last_loss);
+        sums([&](const char* k, const auto& v) { st.put(k, v); });
         st.put("seconds", seconds_before + progress.seconds() - eval_seconds);
-        st.put("skipped", skipped_before + skipped_now);
         std::string rows;
         for (const auto& e : mine)
             rows += format("%lld %a %lld %lld %lld;", static_cast<long long>(e.step), e.error,
@@ -385,17 +365,9 @@ inline RunResult train_run(const Config& c, const Data& d, const PlannedRun& pla
     };
     cb.on_resume = [&](const io::Metadata& m) {
         const State st(m);
-        std::string rows;
-        st.get("zero_total", res.zero_total);
-        st.get("zero_last", zero_last);
-        st.get("zero_since", zero_since);
-        st.get("examples_since", examples_since);
-        st.get("zero_at_evals", res.zero_at_evals);
-        st.get("last_eval_step", last_eval_step);
-        st.get("last_error", last_error);
-        st.get("last_loss", last_loss);
+        sums([&](const char* k, auto& v) { st.get(k, v); });
         st.get("seconds", seconds_before);
-        st.get("skipped", skipped_before);
+        std::string rows;
         st.get("evals", rows);
         for (std::size_t a = 0, b; (b = rows.find(';', a)) != std::string::npos; a = b + 1) {
             EvalRow e{plan.method, p, seed};
@@ -418,7 +390,7 @@ inline RunResult train_run(const Config& c, const Data& d, const PlannedRun& pla
     res.first_step = sum.first_step;
     res.steps_done = sum.steps_done;
     res.steps_run = sum.steps_done - sum.first_step;
-    res.skipped = skipped_before + sum.skipped;
+    res.skipped = skipped;
     res.seconds = seconds_before + progress.seconds() - eval_seconds;
     if (last_eval_step != sum.steps_done) evaluate(sum.steps_done);  // always after the last step
     res.error = last_error;

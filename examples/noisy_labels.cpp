@@ -343,7 +343,11 @@ int run(Config c, bool steps_given) {
             res.steps_run = p.summary.steps_done - p.summary.first_step;
             res.skipped = p.skipped;
             const bool finished = res.steps_done == c.steps;
-            auto report = [&](const RunResult& x) {
+            // Evaluates the model as it is now into `x`, prints it, and writes every result so far.
+            auto record = [&](RunResult x) {
+                const auto ev = meta::evaluate(*model, d.test, 500);
+                x.accuracy = ev.accuracy;
+                x.loss = ev.loss;
                 const auto n = x.steps_done + x.ft_steps_done;
                 std::printf("%s seed %llu: test accuracy %.2f%%", x.method.c_str(),
                             static_cast<unsigned long long>(x.seed), 100 * x.accuracy);
@@ -352,15 +356,12 @@ int run(Config c, bool steps_given) {
                 std::printf("  (%lld steps in %.1f s, %.1f ms/step)%s\n", static_cast<long long>(n),
                             x.seconds, n ? 1e3 * x.seconds / static_cast<double>(n) : 0.0,
                             finished ? "" : " -- stopped early (--session-steps)");
+                runs.push_back(x);
+                write_results(c, runs, d, flipped_fraction);
             };
             if (v.plain) {
                 ++run_no;
-                const auto ev = meta::evaluate(*model, d.test, 500);
-                res.accuracy = ev.accuracy;
-                res.loss = ev.loss;
-                report(res);
-                runs.push_back(res);
-                write_results(c, runs, d, flipped_fraction);
+                record(res);
             }
             if (!v.ft) continue;
             ++run_no;
@@ -387,12 +388,7 @@ int run(Config c, bool steps_given) {
             f.method = v.base + "+ft";
             f.seconds += q.seconds;
             f.ft_steps_done = q.summary.steps_done;
-            const auto ev = meta::evaluate(*model, d.test, 500);
-            f.accuracy = ev.accuracy;
-            f.loss = ev.loss;
-            report(f);
-            runs.push_back(f);
-            write_results(c, runs, d, flipped_fraction);
+            record(f);
         }
     }
     print_summary(c, d, runs, flipped_fraction);
@@ -454,11 +450,6 @@ int main(int argc, char** argv) {
                        "default 7 methods, days on a CPU (the program prints its estimate). "
                        "The decay points (40k/60k of 80k, 40k/50k of 60k) scale with it")
             ->check(at_least(1));
-    app.add_option("--session-steps", c.session_steps,
-                   "run at most this many steps of each run now, then save its checkpoint (needs "
-                   "--checkpoint-every); --resume goes on from there. 0: all")
-        ->check(at_least(0))
-        ->capture_default_str();
     app.add_option("--lr", c.lr, "initial learning rate")
         ->check(greater_than(0))
         ->capture_default_str();
@@ -489,32 +480,17 @@ int main(int argc, char** argv) {
     app.add_option("--test-size", c.test_size, "evaluate on the first N test images (0: all)")
         ->check(at_least(0))
         ->capture_default_str();
-    app.add_option("--seeds", c.seeds,
-                   "trials (clean split, noise, initialisation) per method; the paper uses 5")
-        ->check(at_least(1))
-        ->capture_default_str();
-    app.add_option("--first-seed", c.first_seed, "seeds are first-seed, first-seed + 1, ...")
-        ->capture_default_str();
-    app.add_option("--eval-every", c.eval_every,
-                   "evaluate on the test set every N steps (0: only at the end)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_option("--progress-every", c.progress_every,
-                   "when stdout is not a terminal, a progress line every this many seconds (0: "
-                   "at the end of each run only)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_option("--out", c.out, "output directory: results.csv and checkpoints")
-        ->capture_default_str();
-    app.add_option("--checkpoint-every", c.checkpoint_every,
-                   "save model, optimizer and running sums to OUT/ckpt_<method>_seed<s>.l2ck (and "
-                   "ckpt_<method>+ft_seed<s>.l2ck) every N steps and at the end (0: never)")
-        ->check(at_least(0))
-        ->capture_default_str();
     auto* dataset = app.get_option("--dataset");
-    app.add_flag("--resume", c.resume,
-                 "continue every run from its checkpoint in OUT when there is one; a checkpoint "
-                 "made with other settings is refused");
+    add_sweep_flags(
+        app, c,
+        {.seeds = "trials (clean split, noise, initialisation) per method; the paper uses 5",
+         .eval_every = "evaluate on the test set every N steps (0: only at the end)",
+         .out = "output directory: results.csv and checkpoints",
+         .checkpoint_every = "save model, optimizer and running sums to "
+                             "OUT/ckpt_<method>_seed<s>.l2ck (and ckpt_<method>+ft_seed<s>.l2ck) "
+                             "every N steps and at the end (0: never)",
+         .resume = "continue every run from its checkpoint in OUT when there is one; a "
+                   "checkpoint made with other settings is refused"});
     CLI11_PARSE(app, argc, argv);
     c.dataset_given = dataset->count() > 0;
     return examples::run_main("noisy_labels", [&] { return run(c, steps->count() > 0); });

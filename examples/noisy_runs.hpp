@@ -25,23 +25,22 @@ using B = Cpu;
 using Model = nn::Sequential<T, B>;
 namespace fs = std::filesystem;
 
-struct Config {
+struct Config : SweepConfig {
+    Config() {
+        eval_every = 2000;
+        out = default_out_dir("noisy_labels_out");
+    }
     std::string data_dir, dataset = "cifar10", noise = "uniform", model = "resnet32";
     double ratio = 0.4;
     index_t clean = -1, clean_per_class = -1, background_class = -1;  // -1: not given
     index_t train_size = 0, test_size = 0;
     std::vector<std::string> methods{"uniform", "reed_soft",  "reed_hard", "random",
                                      "l2rw",    "uniform+ft", "random+ft"};
-    std::int64_t steps = 0, ft_steps = -1, session_steps = 0;  // 0 / -1: the defaults
+    std::int64_t steps = 0, ft_steps = -1;  // 0 / -1: the defaults
     double lr = 0.1, momentum = 0.9, weight_decay = 5e-4, ft_lr = -1;
     index_t batch = 100;
     std::string augment = "auto";
-    int seeds = 1;
-    std::uint64_t first_seed = 1;
-    std::int64_t eval_every = 2000, checkpoint_every = 0;
-    double progress_every = 15;
-    bool resume = false, dataset_given = false;
-    std::string out = default_out_dir("noisy_labels_out");
+    bool dataset_given = false;
 };
 
 /// A base method and whether its plain result, its +FT result, or both are asked for.
@@ -84,12 +83,7 @@ inline void check_flags(const Config& c) {
     if (c.background_class >= classes)
         throw FlagError("--background-class " + std::to_string(c.background_class) +
                         " is not a class of the data (0.." + std::to_string(classes - 1) + ")");
-    if (c.session_steps > 0 && c.checkpoint_every == 0)
-        throw FlagError(
-            "--session-steps saves each run to go on later: it needs --checkpoint-every");
-    std::error_code ec;
-    if (fs::exists(c.out, ec) && !fs::is_directory(c.out, ec))
-        throw FlagError("--out " + c.out + " is a file, not a directory");
+    check_sweep_flags(c);
 }
 
 /// The data of every run, loaded once, normalised, with the clean set's size.
@@ -230,21 +224,22 @@ inline PhaseResult run_phase(const Config& c, const Phase& ph, Model& model, opt
                            100 * mass / static_cast<double>(mass_steps));
         progress.note(line);
     };
+    // The running sums a checkpoint keeps, visited alike to save (put) and restore (get).
+    auto sums = [&](auto&& io) {
+        io("flipped_mass", mass);
+        io("flipped_steps", mass_steps);
+        io("skipped", skipped);
+        io("last_accuracy", last_acc);
+    };
     cb.on_checkpoint = [&] {
         State st;
-        st.put("flipped_mass", mass);
-        st.put("flipped_steps", mass_steps);
-        st.put("skipped", skipped);
-        st.put("last_accuracy", last_acc);
+        sums([&](const char* k, const auto& v) { st.put(k, v); });
         st.put("seconds", seconds_before + progress.seconds() - eval_seconds);
         return st.metadata();
     };
     cb.on_resume = [&](const io::Metadata& m) {
         const State st(m);
-        st.get("flipped_mass", mass);
-        st.get("flipped_steps", mass_steps);
-        st.get("skipped", skipped);
-        st.get("last_accuracy", last_acc);
+        sums([&](const char* k, auto& v) { st.get(k, v); });
         st.get("seconds", seconds_before);
     };
     PhaseResult r;
