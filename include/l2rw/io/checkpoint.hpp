@@ -77,9 +77,6 @@ CheckpointInfo info_of(const Contents<T>& c, std::size_t bytes) {
     i.metadata = c.metadata;
     return i;
 }
-}  // namespace detail
-
-namespace detail {
 
 inline std::string kind_str(nn::Kind k) {
     return k == nn::Kind::parameter ? "parameter" : "buffer";

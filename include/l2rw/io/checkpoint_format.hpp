@@ -25,10 +25,9 @@
 // parse() checks, in this order: the magic, the version, the scalar type, the size field
 // against the file's size, the CRC-32, then the structure (optimizer flag and step count,
 // entry kinds, ranks, dimensions, duplicate names, the metadata's keys, nothing after the
-// end). A file whose
-// size field and CRC-32 both match is whole, so a field that runs past its end is reported as
-// a bad field, not as truncation; a file whose size field does not match is told apart as
-// cut short, longer than its checkpoint, or carrying a corrupt size field.
+// end). A file whose size field and CRC-32 both match is whole, so a field that runs past its
+// end is reported as a bad field, not as truncation; a file whose size field does not match
+// is told apart as cut short, longer than its checkpoint, or carrying a corrupt size field.
 #pragma once
 
 #include <zlib.h>
