@@ -1,14 +1,15 @@
 # Header self-containment check, modelled on range-v3's cmake/TestHeaders.cmake.
 #
-#   l2rw_add_header_check(<target> HEADER_DIR <dir> [THRUST_TARGET <tgt>])
+#   l2rw_add_header_check(<target> HEADER_DIR <dir> [THRUST_TARGET <tgt>] [MPI_TARGET <tgt>])
 #
 # For every <dir>/**/*.hpp a translation unit is generated that includes only that header (twice,
 # to check the include guard / #pragma once). All of them are compiled into the OBJECT library
 # <target> (part of `all`). Headers whose path contains "thrust" go into <target>_thrust, which
-# links THRUST_TARGET; they are skipped when no THRUST_TARGET is given. Building <target> also
-# builds <target>_thrust.
+# links THRUST_TARGET, and those named "mpi" into <target>_mpi, which links MPI_TARGET; either
+# group is skipped when its target is not given. Building <target> also builds the others.
+# dist/nccl.hpp needs the CUDA toolkit: the nvcc check (tests/CMakeLists.txt) compiles it.
 function(l2rw_add_header_check target)
-    cmake_parse_arguments(PARSE_ARGV 1 ARG "" "HEADER_DIR;THRUST_TARGET" "")
+    cmake_parse_arguments(PARSE_ARGV 1 ARG "" "HEADER_DIR;THRUST_TARGET;MPI_TARGET" "")
     file(GLOB_RECURSE headers CONFIGURE_DEPENDS
         RELATIVE "${ARG_HEADER_DIR}" "${ARG_HEADER_DIR}/*.hpp")
     list(SORT headers)
@@ -16,9 +17,12 @@ function(l2rw_add_header_check target)
     set(gen_dir "${CMAKE_CURRENT_BINARY_DIR}/${target}")
     set(plain_sources "")
     set(thrust_sources "")
+    set(mpi_sources "")
     set(skipped "")
     foreach(header IN LISTS headers)
-        if(header MATCHES "thrust" AND NOT ARG_THRUST_TARGET)
+        if((header MATCHES "thrust" AND NOT ARG_THRUST_TARGET)
+           OR (header MATCHES "/mpi\\.hpp$" AND NOT ARG_MPI_TARGET)
+           OR header MATCHES "/nccl\\.hpp$")
             list(APPEND skipped "${header}")
             continue()
         endif()
@@ -32,6 +36,8 @@ function(l2rw_add_header_check target)
 " @ONLY)
         if(header MATCHES "thrust")
             list(APPEND thrust_sources "${src}")
+        elseif(header MATCHES "/mpi\\.hpp$")
+            list(APPEND mpi_sources "${src}")
         else()
             list(APPEND plain_sources "${src}")
         endif()
@@ -39,14 +45,14 @@ function(l2rw_add_header_check target)
 
     # Forget translation units of headers that were removed or renamed.
     file(GLOB stale "${gen_dir}/*.cpp")
-    list(REMOVE_ITEM stale ${plain_sources} ${thrust_sources} "${gen_dir}/_empty.cpp")
+    list(REMOVE_ITEM stale ${plain_sources} ${thrust_sources} ${mpi_sources} "${gen_dir}/_empty.cpp")
     if(stale)
         file(REMOVE ${stale})
     endif()
 
     if(skipped)
         list(JOIN skipped ", " skipped)
-        message(STATUS "l2rw: header check skips (no Thrust): ${skipped}")
+        message(STATUS "l2rw: header check skips (no Thrust or MPI, or CUDA-only): ${skipped}")
     endif()
 
     # An OBJECT library needs at least one source; an empty TU keeps the target valid when the
@@ -66,5 +72,11 @@ function(l2rw_add_header_check target)
         target_link_libraries(${target}_thrust PRIVATE l2rw::l2rw ${ARG_THRUST_TARGET})
         l2rw_target_warnings(${target}_thrust)
         add_dependencies(${target} ${target}_thrust)
+    endif()
+    if(mpi_sources)
+        add_library(${target}_mpi OBJECT ${mpi_sources})
+        target_link_libraries(${target}_mpi PRIVATE l2rw::l2rw ${ARG_MPI_TARGET})
+        l2rw_target_warnings(${target}_mpi)
+        add_dependencies(${target} ${target}_mpi)
     endif()
 endfunction()

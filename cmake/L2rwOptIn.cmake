@@ -5,9 +5,10 @@
 #   l2rw::blas    Eigen's matrix products routed to a BLAS (EIGEN_USE_BLAS), OpenBLAS's
 #                 OpenMP build where Debian has it (libopenblas-openmp-dev), so that it runs
 #                 single-threaded inside l2rw's own parallel regions instead of fighting them.
+#   l2rw::mpi     MPI (find_package(MPI)) for dist::Mpi, data-parallel steps over ranks.
 #
 # Both are INTERFACE targets, defined when their dependency is found, installed and exported
-# beside l2rw::l2rw. Sets L2RW_HAS_OPENMP and L2RW_HAS_BLAS.
+# beside l2rw::l2rw. Sets L2RW_HAS_OPENMP, L2RW_HAS_BLAS and L2RW_HAS_MPI.
 
 find_package(OpenMP QUIET COMPONENTS CXX)
 set(L2RW_HAS_OPENMP FALSE)
@@ -35,6 +36,23 @@ if(L2RW_OPENBLAS_LIBRARY AND L2RW_HAS_OPENMP)
     message(STATUS "l2rw: l2rw::blas routes Eigen's products to ${L2RW_OPENBLAS_LIBRARY}")
 else()
     message(STATUS "l2rw: no OpenBLAS found (libopenblas-openmp-dev): l2rw::blas is not defined")
+endif()
+
+# MPI (Debian: libopenmpi-dev): l2rw::mpi, for l2rw/dist/mpi.hpp (the communicator of
+# data-parallel steps). Its tests, example and benchmark are built when it is found.
+find_package(MPI QUIET COMPONENTS CXX)
+set(L2RW_HAS_MPI FALSE)
+if(TARGET MPI::MPI_CXX)
+    set(L2RW_HAS_MPI TRUE)
+    add_library(l2rw_mpi INTERFACE)
+    add_library(l2rw::mpi ALIAS l2rw_mpi)
+    set_target_properties(l2rw_mpi PROPERTIES EXPORT_NAME mpi)
+    target_link_libraries(l2rw_mpi INTERFACE l2rw MPI::MPI_CXX)
+    message(STATUS "l2rw: l2rw::mpi with MPI ${MPI_CXX_VERSION} (${MPIEXEC_EXECUTABLE})")
+elseif(L2RW_REQUIRE_MPI)
+    message(FATAL_ERROR "l2rw: L2RW_REQUIRE_MPI is ON but no MPI was found (libopenmpi-dev)")
+else()
+    message(STATUS "l2rw: no MPI found (libopenmpi-dev): l2rw::mpi is not defined")
 endif()
 
 # The project's own examples and benchmarks use the opt-ins that were found.

@@ -39,6 +39,20 @@ class ValueError : public Error {
     using Error::Error;
 };
 
+/// A collective step that failed on some rank (dist/collective.hpp): thrown on every rank
+/// alike, naming the first rank that failed and what it threw, so that no rank is left
+/// waiting for the others.
+class DistributedError : public Error {
+  public:
+    DistributedError(int failed_rank, const std::string& what)
+        : Error(what), failed_rank_(failed_rank) {}
+    /// The lowest rank that failed.
+    [[nodiscard]] int failed_rank() const { return failed_rank_; }
+
+  private:
+    int failed_rank_;
+};
+
 namespace detail {
 template <class Who>
 std::string overflow_message(const Who& who, const char* op, const std::string& a,

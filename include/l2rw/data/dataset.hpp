@@ -11,6 +11,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -189,6 +190,35 @@ template <class T, Backend B>
 Batch<T, B> to_batch(const Dataset& ds, const std::vector<index_t>& indices) {
     return to_batch<T, B>(ds, std::span<const index_t>(indices));
 }
+/// Rows [begin, end) of a batch (its x and y on the backend, its host-side fields alike):
+/// the part of a batch that one rank of a data-parallel step takes (see data::shard_of).
+template <class T, Backend B>
+Batch<T, B> slice(const Batch<T, B>& b, index_t begin, index_t end) {
+    const index_t k = b.size();
+    if (begin < 0 || end < begin || end > k)
+        throw ValueError("slice: rows [" + std::to_string(begin) + ", " + std::to_string(end) +
+                         ") of a batch of " + std::to_string(k));
+    if (b.x.rank() < 1 || b.x.dim(0) != k)
+        throw ShapeError("slice: a batch with inputs " + b.x.shape().str() + " and " +
+                         std::to_string(k) + " labels");
+    auto dims = b.x.shape().dims();
+    dims[0] = end - begin;
+    const index_t per = k > 0 ? b.x.numel() / k : 0;
+    Batch<T, B> out;
+    out.x = Tensor<T, B>(Shape::from_range(dims.begin(), dims.begin() + b.x.rank()));
+    B::copy(b.x.data() + begin * per, (end - begin) * per, out.x.data());
+    out.y = IndexTensor<B>(Shape{end - begin});
+    B::copy(b.y.data() + begin, end - begin, out.y.data());
+    auto part = [&](const auto& v) {
+        using V = std::decay_t<decltype(v)>;
+        return v.empty() ? V{} : V(v.begin() + begin, v.begin() + end);
+    };
+    out.noisy = part(b.noisy);
+    out.indices = part(b.indices);
+    out.clean_labels = part(b.clean_labels);
+    return out;
+}
+
 /// The whole dataset as one batch.
 template <class T, Backend B>
 Batch<T, B> to_batch(const Dataset& ds) {

@@ -109,6 +109,32 @@ class Batcher {
     std::vector<index_t> order_;
 };
 
+/// The rows [begin, end) of a batch of n that rank `rank` of `ranks` takes in a data-parallel
+/// step: contiguous blocks in rank order, the first n % ranks ranks one row more, so that
+/// the ranks together take every row once and in order (the batch one process would take).
+struct Shard {
+    index_t begin = 0, end = 0;
+    [[nodiscard]] index_t size() const { return end - begin; }
+};
+
+inline Shard shard_of(index_t n, int rank, int ranks) {
+    if (ranks <= 0 || rank < 0 || rank >= ranks || n < 0)
+        throw ValueError("shard_of: rank " + std::to_string(rank) + " of " +
+                         std::to_string(ranks) + " ranks, " + std::to_string(n) + " rows");
+    const index_t per = n / ranks, extra = n % ranks, r = rank;
+    const index_t begin = r * per + std::min(r, extra);
+    return {begin, begin + per + (r < extra ? 1 : 0)};
+}
+
+/// The elements of `rows` that shard `s` takes.
+template <class V>
+std::vector<V> take(const std::vector<V>& rows, const Shard& s) {
+    if (s.begin < 0 || s.end < s.begin || s.end > static_cast<index_t>(rows.size()))
+        throw ValueError("take: shard [" + std::to_string(s.begin) + ", " +
+                         std::to_string(s.end) + ") of " + std::to_string(rows.size()) + " rows");
+    return {rows.begin() + s.begin, rows.begin() + s.end};
+}
+
 /// Class-balanced batches with replacement (the Resample baseline of §4.1): every batch holds
 /// batch_size / classes examples of each class, each drawn uniformly from that class's
 /// examples, in shuffled order. Every class must have an example and batch_size must be a

@@ -184,6 +184,22 @@ struct PolicyInput {
     /// The optimizer's next step as a lookahead (lookahead_from); empty when the optimizer
     /// has none.
     std::function<Lookahead<T, B>()> optimizer_lookahead{};
+    /// Data-parallel steps (a communicator of P > 1 ranks): `train` and `validation` are the
+    /// whole batches (the same on every rank), `local_train` and `local_validation` this
+    /// rank's parts of them, `shard` where its training part sits in the whole batch. Null
+    /// parts stand for the whole batches (one process).
+    const dist::Communicator* comm = nullptr;
+    const Batch<T, B>* local_train = nullptr;
+    const Batch<T, B>* local_validation = nullptr;
+    data::Shard shard{};
+
+    [[nodiscard]] bool distributed() const { return comm && comm->size() > 1; }
+    [[nodiscard]] const Batch<T, B>& own_train() const {
+        return local_train ? *local_train : train;
+    }
+    [[nodiscard]] const Batch<T, B>* own_validation() const {
+        return local_validation ? local_validation : validation;
+    }
 };
 
 /// A way of weighting the examples of a training batch. Runtime-polymorphic, so that a
@@ -230,7 +246,9 @@ class WeightingPolicy {
     /// The weights and, unless the batch is skipped, the gradient of Σ_i w_i f_i(θ) in train
     /// mode (dropout masks from `rng`) that meta::train steps with. By default weigh() and
     /// then a train-mode forward and backward; the l2rw policy takes both from one training
-    /// forward (ReweightOptions::fused_step).
+    /// forward (ReweightOptions::fused_step). Data-parallel, by default every rank weighs the
+    /// whole batch (the same weights everywhere) and takes the gradient of its own part, the
+    /// parts summed over ranks; the l2rw policy weighs data-parallel too.
     virtual WeightedStep<T, B> weigh_step(const Input& in, Rng* rng) {
         WeightedStep<T, B> ws;
         ws.report = weigh(in);
@@ -238,9 +256,15 @@ class WeightingPolicy {
             throw ShapeError("policy '" + name() + "' gave " +
                              std::to_string(ws.report.weights.size()) + " weights for " +
                              std::to_string(in.train.y.numel()) + " examples");
-        if (!ws.report.skipped)
+        if (ws.report.skipped) return ws;
+        if (!in.distributed()) {
             ws.gradient =
                 weighted_gradient(in.model, in.train, ws.report.weights, loss_fn(), rng, &ws.loss);
+        } else {
+            ws.gradient = weighted_gradient(in.model, in.own_train(),
+                                            data::take(ws.report.weights, in.shard), loss_fn(), rng,
+                                            &ws.loss, in.comm);
+        }
         return ws;
     }
 
@@ -249,7 +273,7 @@ class WeightingPolicy {
         StepReport<T> r;
         r.weights = std::move(weights);
         r.raw = std::move(raw);
-        detail::summarise_report(r, b);
+        detail::summarise_report(r, b.noisy);
         return r;
     }
 };
@@ -494,21 +518,24 @@ class L2RW : public WeightingPolicy<Model> {
         return loss_(o, y);
     }
 
+    /// The weights of the whole batch; data-parallel, each rank measures its own part
+    /// (OnlineReweighter with in.comm).
     StepReport<T> weigh(const PolicyInput<Model>& in) override {
-        OnlineReweighter<Model> rw(in.model, opt_, loss_);
-        return rw.weights(in.train, validation(in), lookahead(in));
+        OnlineReweighter<Model> rw(in.model, opt_, loss_, in.comm);
+        return rw.weights(in.own_train(), validation(in), lookahead(in));
     }
     /// OnlineReweighter::weigh_step: with fused_step (the default) the weights and the
     /// step's gradient from one training forward.
     WeightedStep<T, B> weigh_step(const PolicyInput<Model>& in, Rng* rng) override {
-        OnlineReweighter<Model> rw(in.model, opt_, loss_);
-        return rw.weigh_step(in.train, validation(in), lookahead(in), rng);
+        OnlineReweighter<Model> rw(in.model, opt_, loss_, in.comm);
+        return rw.weigh_step(in.own_train(), validation(in), lookahead(in), rng);
     }
 
   private:
     static const Batch<T, B>& validation(const PolicyInput<Model>& in) {
-        if (!in.validation) throw ValueError("L2RW: no clean validation batch was given");
-        return *in.validation;
+        const auto* v = in.own_validation();
+        if (!v) throw ValueError("L2RW: no clean validation batch was given");
+        return *v;
     }
     Lookahead<T, B> lookahead(const PolicyInput<Model>& in) const {
         if (opt_.lookahead == LookaheadRule::sgd)

@@ -15,19 +15,35 @@
 //                     (create_graph) training backward and a second backward through it.
 //                     It costs about as much as general; it stays for comparison.
 // `automatic` picks exact wherever it is exact (every affine rule) and general otherwise.
+//
+// Data-parallel (given a dist::Communicator of P > 1 ranks): each rank passes its part of the
+// training and validation batches (data::shard_of; parts may differ in size), every rank holds
+// the same parameters, and the step is that of the whole batch. Exact and double_backward:
+// ∇L_v summed over ranks (one parameter-sized all-reduce), each rank's u_i for its own
+// examples, the u of the whole batch put together (a batch-sized all-reduce) so that Eq. 9's
+// normaliser and the skip are those of all n examples, then the weighted gradient summed
+// (one parameter-sized all-reduce) and the same optimizer step everywhere. General: the
+// lookahead's gradient goes through dist::all_reduce, a differentiable op whose VJP is an
+// all-reduce, so θ' and the derivative to ε are global (one all-reduce per parameter tensor
+// each way). BatchNorm normalises with each rank's own part of the batch (as PyTorch's DDP
+// without SyncBatchNorm); step() then averages the running statistics over ranks. A rank
+// whose part fails (a bad batch, a non-finite loss) makes every rank throw DistributedError
+// naming it (dist::agree), never a hang.
 #pragma once
 
 #include <cmath>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "../autodiff/grad.hpp"
-#include "../autodiff/jvp.hpp"
+#include "../dist/collective.hpp"
 #include "../nn/module.hpp"
 #include "batch.hpp"
 #include "lookahead.hpp"
+#include "meta_gradient.hpp"
 #include "weighting.hpp"
 
 namespace l2rw::meta {
@@ -62,12 +78,16 @@ class OnlineReweighter {
     using T = typename Model::value_type;
     using B = typename Model::backend;
 
+    /// With `comm` (which must outlive the reweighter) the steps are data-parallel over its
+    /// ranks (see the file comment); without, one process.
     explicit OnlineReweighter(Model& model, ReweightOptions opt = {},
-                              LossFn<T, B> loss = default_loss<T, B>)
-        : model_(model), opt_(opt), loss_(std::move(loss)) {}
+                              LossFn<T, B> loss = default_loss<T, B>,
+                              const dist::Communicator* comm = nullptr)
+        : model_(model), opt_(opt), loss_(std::move(loss)), comm_(&dist::or_single(comm)) {}
 
     const ReweightOptions& options() const { return opt_; }
     ReweightOptions& options() { return opt_; }
+    const dist::Communicator& communicator() const { return *comm_; }
 
     /// The strategy that `weights` will use for `la`.
     [[nodiscard]] Strategy resolve(const Lookahead<T, B>& la) const {
@@ -77,28 +97,27 @@ class OnlineReweighter {
     /// Algorithm 1, lines 1–10: the example weights of `train` measured against `val`, for
     /// the lookahead `la`. The weights do not depend on la's learning rate α (u scales with
     /// it, and the normalisation takes the scale out), but `raw` does: without `la` it is u
-    /// at α = 1 (pass the step's lookahead for the u of the step).
+    /// at α = 1 (pass the step's lookahead for the u of the step). Data-parallel, the report
+    /// is that of the whole batch (every rank's examples, in rank order), on every rank.
     StepReport<T> weights(const Batch<T, B>& train, const Batch<T, B>& val,
                           const Lookahead<T, B>& la = Lookahead<T, B>::sgd(T(1))) {
-        StepReport<T> r;
-        r.raw = meta_gradient(train, val, la, std::nullopt, &r);
-        detail::finish_report(r, train, opt_.normalize, who);
-        return r;
+        return weights_at(train, val, la, engine().layout(train, val));
     }
 
     /// The raw meta-gradient u = −∂L_v/∂ε (before clipping) for the lookahead `la`, by the
     /// strategy `s` (default: the options' strategy); the same checks and the same path as
-    /// weights(), whose `raw` it is. `report`, when given, receives the strategy and L_v.
+    /// weights(), whose `raw` it is (data-parallel: of the whole batch). `report`, when
+    /// given, receives the strategy and L_v.
     std::vector<T> meta_gradient(const Batch<T, B>& train, const Batch<T, B>& val,
                                  const Lookahead<T, B>& la,
                                  std::optional<Strategy> s = std::nullopt,
                                  StepReport<T>* report = nullptr) {
-        check_batches(train, val);
         StepReport<T> local;
         StepReport<T>& r = report ? *report : local;
+        const auto l = engine().layout(train, val);
         r.strategy = resolve(la, s.value_or(opt_.strategy));
         Tape<T, B> tape;
-        return meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r).u;
+        return engine().meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r, l).u;
     }
 
     /// Algorithm 1 in full: the weights of `train` against `val` (lookahead as in options),
@@ -127,6 +146,7 @@ class OnlineReweighter {
                 opt.step(params, ws.gradient);
             else
                 opt.set_step_count(opt.step_count() + 1);
+            detail::average_buffers(model_, *comm_);
             return ws.report;
         });
     }
@@ -135,7 +155,8 @@ class OnlineReweighter {
     /// lookahead `la`, and (unless the batch is skipped) the gradient of Σ_i w_i f_i(θ) in
     /// train mode, to give to an optimizer. With ReweightOptions::fused_step both come from
     /// one train-mode training forward; BatchNorm's running statistics are then updated
-    /// once, and put back when the batch is skipped.
+    /// once, and put back when the batch is skipped. Data-parallel: the report and the
+    /// gradient of the whole batch (the running statistics are this rank's own).
     WeightedStep<T, B> weigh_step(const Batch<T, B>& train, const Batch<T, B>& val,
                                   const Lookahead<T, B>& la, Rng* rng = nullptr) {
         // The buffers are put back when the batch is skipped or anything throws.
@@ -152,78 +173,79 @@ class OnlineReweighter {
     }
 
     /// Gradients of Σ_i w_i f_i(θ) in train mode (BatchNorm running statistics updated),
-    /// in named_parameters order: the reweighted step's gradient (meta::weighted_gradient).
+    /// in named_parameters order: the reweighted step's gradient (meta::weighted_gradient;
+    /// data-parallel, `train` and `w` are this rank's part and the gradient the whole one).
     std::vector<Tensor<T, B>> weighted_gradient(const Batch<T, B>& train, const std::vector<T>& w,
                                                 Rng* rng = nullptr, T* loss_out = nullptr) {
         double loss = 0;
-        auto g = meta::weighted_gradient(model_, train, w, loss_, rng, &loss);
+        auto g = meta::weighted_gradient(model_, train, w, loss_, rng, &loss, comm_);
         if (loss_out) *loss_out = static_cast<T>(loss);
         return g;
     }
 
   private:
     static constexpr const char* who = "OnlineReweighter";
+    using Layout = typename detail::MetaGradient<Model>::Layout;
+
+    detail::MetaGradient<Model> engine() const {
+        return {model_, loss_, *comm_, opt_.validation_weight_decay, opt_.meta_mode};
+    }
+
+    /// This rank's part of the whole batch's weights.
+    static std::vector<T> own(const std::vector<T>& w, const Layout& l) {
+        return {w.begin() + l.offset, w.begin() + l.offset + l.local};
+    }
+
+    StepReport<T> weights_at(const Batch<T, B>& train, const Batch<T, B>& val,
+                             const Lookahead<T, B>& la, const Layout& l) {
+        StepReport<T> r;
+        r.strategy = resolve(la);
+        Tape<T, B> tape;
+        auto m = engine().meta_u(tape, train, val, la, opt_.meta_mode, nullptr, r, l);
+        r.raw = std::move(m.u);
+        detail::finish_report(r, m.noisy, opt_.normalize, who);
+        return r;
+    }
 
     WeightedStep<T, B> separate_weigh_step(const Batch<T, B>& train, const Batch<T, B>& val,
                                            const Lookahead<T, B>& la, Rng* rng) {
         WeightedStep<T, B> ws;
-        ws.report = weights(train, val, la);
+        const auto l = engine().layout(train, val);
+        ws.report = weights_at(train, val, la, l);
         if (!ws.report.skipped)
-            ws.gradient =
-                meta::weighted_gradient(model_, train, ws.report.weights, loss_, rng, &ws.loss);
+            ws.gradient = meta::weighted_gradient(model_, train, own(ws.report.weights, l), loss_,
+                                                  rng, &ws.loss, comm_);
         return ws;
     }
 
     WeightedStep<T, B> fused_weigh_step(const Batch<T, B>& train, const Batch<T, B>& val,
                                         const Lookahead<T, B>& la, Rng* rng) {
         WeightedStep<T, B> ws;
-        check_batches(train, val);
         auto& r = ws.report;
+        const auto l = engine().layout(train, val);
         r.strategy = resolve(la);
         Tape<T, B> tape;
-        auto m = meta_u(tape, train, val, la, nn::Mode::train, rng, r);
+        auto m = engine().meta_u(tape, train, val, la, nn::Mode::train, rng, r, l);
         r.raw = std::move(m.u);
-        detail::finish_report(r, train, opt_.normalize, who);
+        detail::finish_report(r, m.noisy, opt_.normalize, who);
         if (r.skipped) return ws;
-        const auto f = m.pass.f.value().to_host();
-        for (std::size_t i = 0; i < f.size(); ++i)
-            ws.loss += static_cast<double>(r.weights[i]) * static_cast<double>(f[i]);
+        std::vector<Tensor<T, B>> g;
+        const auto loss = dist::agree(*comm_, 1, [&](std::span<double> out) {
+            const auto w = own(r.weights, l);
+            const auto f = m.pass.f.value().to_host();
+            for (std::size_t i = 0; i < f.size(); ++i)
+                out[0] += static_cast<double>(w[i]) * static_cast<double>(f[i]);
+            if (comm_->size() == 1 && !std::isfinite(out[0])) return;
+            const auto wv = Var<T, B>(Tensor<T, B>::from_host(Shape{l.local}, w));
+            for (auto& gk : vjp(m.pass.f, m.pass.bind.vars(), wv, GradOptions{.allow_unused = true}))
+                g.push_back(gk.value());
+            detail::check_own_gradient(model_, g, train, *comm_, "the weighted loss", "training");
+        });
+        ws.loss = loss[0];
         if (!std::isfinite(ws.loss))
             throw NumericError("the training loss is not finite (" + std::to_string(ws.loss) + ")");
-        const auto w = Var<T, B>(
-            Tensor<T, B>::from_host(Shape{static_cast<index_t>(r.weights.size())}, r.weights));
-        for (auto& g : vjp(m.pass.f, m.pass.bind.vars(), w, GradOptions{.allow_unused = true}))
-            ws.gradient.push_back(g.value());
+        ws.gradient = dist::all_reduce_sum(*comm_, g);
         return ws;
-    }
-
-    static void check_batches(const Batch<T, B>& train, const Batch<T, B>& val) {
-        detail::check_batch(train, who, "training");
-        detail::check_batch(val, who, "validation");
-    }
-
-    Var<T, B> per_example(const Batch<T, B>& b, const nn::Context<T, B>& ctx, const char* what) {
-        return detail::per_example(model_, b, loss_, ctx,
-                                   std::string(who) + ": the " + what + " batch");
-    }
-
-    Var<T, B> validation_loss(const Batch<T, B>& val, const nn::ParamBinding<T, B>& bind,
-                              const Lookahead<T, B>& la) {
-        nn::Context<T, B> ctx{opt_.meta_mode, &bind, nullptr};
-        auto Lv = mean(per_example(val, ctx, "validation"));
-        if (opt_.validation_weight_decay && la.weight_decay != T(0)) {
-            Var<T, B> reg;
-            for (const auto& p : bind.vars()) {
-                auto s = sum(p * p);
-                reg = reg.defined() ? reg + s : s;
-            }
-            Lv = Lv + reg * (la.weight_decay / T(2));
-        }
-        const double lv = static_cast<double>(Lv.item());
-        if (!std::isfinite(lv))
-            throw NumericError("OnlineReweighter: the validation loss is not finite (" +
-                               std::to_string(lv) + ")");
-        return Lv;
     }
 
     static Strategy resolve(const Lookahead<T, B>& la, Strategy s) {
@@ -235,106 +257,10 @@ class OnlineReweighter {
         return s;
     }
 
-    /// The training forward of a meta pass: parameters and ε as leaves, per-example losses.
-    /// With `tangents` the parameters carry them (forward mode), and f carries J_f·tangents.
-    struct TrainPass {
-        nn::ParamBinding<T, B> bind;
-        Var<T, B> eps;
-        Var<T, B> f;
-    };
-    TrainPass train_pass(Tape<T, B>& tape, const Batch<T, B>& train, nn::Mode mode, Rng* rng,
-                         const std::vector<Var<T, B>>* tangents = nullptr) {
-        TrainPass p;
-        p.bind = nn::ParamBinding<T, B>::leaves(model_, tape);
-        if (tangents) {
-            std::vector<Var<T, B>> duals;
-            for (std::size_t k = 0; k < p.bind.size(); ++k)
-                duals.push_back(make_dual(p.bind[k], (*tangents)[k]));
-            p.bind = p.bind.substitute(std::move(duals));
-        } else {
-            p.eps = tape.leaf(Tensor<T, B>::zeros(Shape{train.y.numel()}));
-        }
-        nn::Context<T, B> ctx{mode, &p.bind, rng};
-        p.f = per_example(train, ctx, "training");
-        return p;
-    }
-
-    /// The training pass (on `tape`, for the step's backward) and u by strategy r.strategy.
-    struct MetaPass {
-        TrainPass pass;
-        std::vector<T> u;
-    };
-    MetaPass meta_u(Tape<T, B>& tape, const Batch<T, B>& train, const Batch<T, B>& val,
-                    const Lookahead<T, B>& la, nn::Mode mode, Rng* rng, StepReport<T>& r) {
-        MetaPass m;
-        if (r.strategy == Strategy::exact) {
-            const auto gv = validation_gradient(val, la, r);
-            m.pass = train_pass(tape, train, mode, rng, &gv);
-            m.u.assign(static_cast<std::size_t>(train.y.numel()), T(0));
-            if (!m.pass.f.has_tangent()) return m;  // f does not depend on the parameters
-            const auto jf = m.pass.f.tangent().to_host();
-            const T c = la.lr * la.scale;
-            for (std::size_t i = 0; i < m.u.size(); ++i) m.u[i] = c * jf[i];
-            return m;
-        }
-        m.pass = train_pass(tape, train, mode, rng);
-        m.u = r.strategy == Strategy::general ? general_u(m.pass, val, la, r)
-                                              : double_backward_u(m.pass, val, la, r);
-        return m;
-    }
-
-    std::vector<T> general_u(const TrainPass& p, const Batch<T, B>& val, const Lookahead<T, B>& la,
-                             StepReport<T>& r) {
-        auto g = grad(sum(p.f * p.eps), p.bind.vars(),
-                      GradOptions{.create_graph = true, .allow_unused = true});
-        auto bind1 = p.bind.substitute(la.apply(p.bind.vars(), g));
-        auto Lv = validation_loss(val, bind1, la);
-        r.validation_loss = static_cast<double>(Lv.item());
-        auto u = grad(Lv, p.eps, GradOptions{.allow_unused = true}).to_host();
-        for (auto& v : u) v = -v;
-        return u;
-    }
-
-    /// ∇L_v at θ'₀ = θ'(g = 0) by one first-order backward on a tape of its own.
-    std::vector<Var<T, B>> validation_gradient(const Batch<T, B>& val, const Lookahead<T, B>& la,
-                                               StepReport<T>& r) {
-        Tape<T, B> tape;
-        const auto bind = nn::ParamBinding<T, B>::constants(model_);
-        std::vector<Var<T, B>> zeros, theta0;
-        for (const auto& v : bind.vars())
-            zeros.push_back(Var<T, B>(Tensor<T, B>::zeros(v.shape())));
-        {
-            NoGradGuard ng;
-            for (auto& v : la.apply(bind.vars(), zeros)) theta0.push_back(tape.leaf(v.value()));
-        }
-        auto Lv = validation_loss(val, bind.substitute(theta0), la);
-        r.validation_loss = static_cast<double>(Lv.item());
-        return grad(Lv, theta0, GradOptions{.allow_unused = true});
-    }
-
-    std::vector<T> double_backward_u(const TrainPass& p, const Batch<T, B>& val,
-                                     const Lookahead<T, B>& la, StepReport<T>& r) {
-        const auto gv = validation_gradient(val, la, r);
-        // u = αs · J_f(θ) ∇L_v: the double-backward VJP of the training gradient.
-        auto gt = grad(sum(p.f * p.eps), p.bind.vars(),
-                       GradOptions{.create_graph = true, .allow_unused = true});
-        Var<T, B> dot;
-        for (std::size_t k = 0; k < gt.size(); ++k) {
-            if (!gt[k].requires_grad()) continue;  // a parameter the loss does not reach
-            auto s = sum(gt[k] * gv[k]);
-            dot = dot.defined() ? dot + s : s;
-        }
-        std::vector<T> u(static_cast<std::size_t>(p.eps.numel()), T(0));
-        if (!dot.defined()) return u;
-        auto du = grad(dot, p.eps, GradOptions{.allow_unused = true}).to_host();
-        const T c = la.lr * la.scale;
-        for (std::size_t i = 0; i < u.size(); ++i) u[i] = c * du[i];
-        return u;
-    }
-
     Model& model_;
     ReweightOptions opt_;
     LossFn<T, B> loss_;
+    const dist::Communicator* comm_;
 };
 
 }  // namespace l2rw::meta

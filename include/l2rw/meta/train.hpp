@@ -28,6 +28,14 @@
 // (TrainOptions::run, compared on resume: a checkpoint of another run is refused) and the
 // caller's own state (Callbacks::on_checkpoint, handed back by Callbacks::on_resume), so that
 // running statistics survive an interruption too.
+//
+// Data-parallel (TrainOptions::comm with P > 1 ranks, each running train() with the same
+// model, data and options): every rank draws the same batch and takes its part of it
+// (data::shard_of), the policy weighs the whole batch (l2rw: data-parallel, each rank its own
+// part), the gradient is summed over ranks and every rank takes the same step; BatchNorm's
+// running statistics are averaged over ranks after each step, so the ranks stay identical.
+// Dropout draws each rank's masks from a stream of its own. Rank 0 alone writes checkpoints;
+// every rank reads them on a resume (a file system they all see).
 #pragma once
 
 #include <algorithm>
@@ -37,7 +45,9 @@
 #include <functional>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../data/dataset.hpp"
@@ -74,6 +84,9 @@ struct TrainOptions {
     /// Applied to a copy of each training batch (e.g. data::augment_crop_flip), with a
     /// generator seeded from (seed, step).
     std::function<void(data::Dataset& batch, Rng& rng)> augment{};
+    /// The ranks of a data-parallel run (see the file comment; it must outlive train());
+    /// null: one process.
+    const dist::Communicator* comm = nullptr;
 };
 
 template <class T>
@@ -113,21 +126,26 @@ Batch<T, B> make_batch(const data::Dataset& ds, const std::vector<index_t>& rows
 
 /// Accuracy and mean loss of `model` on `ds` in eval mode (running statistics, no dropout),
 /// without recording, `batch_size` examples at a time. A one-output head predicts class 1
-/// when its logit is > 0; a softmax head its largest output (ties: the lowest class).
+/// when its logit is > 0; a softmax head its largest output (ties: the lowest class). With a
+/// communicator of P > 1 ranks (holding the same model), each rank evaluates its part of
+/// `ds` (data::shard_of) and every rank gets the result for the whole of it.
 template <class Model>
-EvalResult evaluate(Model& model, const data::Dataset& ds, index_t batch_size = 100) {
+EvalResult evaluate(Model& model, const data::Dataset& ds, index_t batch_size = 100,
+                    const dist::Communicator* comm = nullptr) {
     using T = typename Model::value_type;
     using B = typename Model::backend;
     if (ds.n <= 0) throw ValueError("evaluate: the dataset is empty");
     if (batch_size <= 0)
         throw ValueError("evaluate: batch size " + std::to_string(batch_size) + " is not positive");
+    const auto& c = dist::or_single(comm);
+    const auto part = data::shard_of(ds.n, c.rank(), c.size());
     NoGradGuard ng;
     nn::Context<T, B> ctx{nn::Mode::eval, nullptr, nullptr};
     double loss = 0;
     index_t correct = 0;
-    for (index_t lo = 0; lo < ds.n; lo += batch_size) {
+    for (index_t lo = part.begin; lo < part.end; lo += batch_size) {
         std::vector<index_t> rows;
-        for (index_t i = lo; i < std::min(ds.n, lo + batch_size); ++i) rows.push_back(i);
+        for (index_t i = lo; i < std::min(part.end, lo + batch_size); ++i) rows.push_back(i);
         const auto b = data::to_batch<T, B>(ds, rows);
         const auto out = model.forward(Var<T, B>(b.x), ctx);
         for (T v : default_loss<T, B>(out, b.y).to_host()) loss += static_cast<double>(v);
@@ -145,6 +163,12 @@ EvalResult evaluate(Model& model, const data::Dataset& ds, index_t batch_size = 
             }
             correct += pred == ds.labels[static_cast<std::size_t>(rows[i])];
         }
+    }
+    if (c.size() > 1) {
+        double sums[2] = {loss, static_cast<double>(correct)};
+        c.all_reduce_host_sum(sums, 2);
+        loss = sums[0];
+        correct = static_cast<index_t>(sums[1]);
     }
     return {static_cast<double>(correct) / static_cast<double>(ds.n),
             loss / static_cast<double>(ds.n), ds.n};
@@ -181,6 +205,8 @@ inline io::Metadata metadata_part(const io::Metadata& m, std::string_view prefix
 
 inline constexpr std::uint64_t stream_train_order = 0x0d1, stream_val_order = 0x0d2,
                                stream_augment = 0x0a5, stream_dropout = 0x0d0;
+/// Rank r > 0 of a data-parallel run draws its dropout masks from stream_dropout + r·this.
+inline constexpr std::uint64_t stream_rank = 0x10000;
 
 }  // namespace detail
 
@@ -246,6 +272,8 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         throw ValueError("train: validation batch size " + std::to_string(o.validation_batch_size) +
                          " is not positive");
 
+    const auto& comm = dist::or_single(o.comm);
+    const int ranks = comm.size(), rank = comm.rank();
     TrainSummary sum;
     if (o.resume && io::checkpoint_exists(o.checkpoint_path)) {
         const std::string f = o.checkpoint_path.string();
@@ -270,11 +298,18 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
     auto order = detail::batcher_at(train_set.n, bs,
                                     detail::stream_seed(o.seed, detail::stream_train_order, 0),
                                     sum.first_step);
-    std::optional<Batch<T, B>> whole_val;
+    // This rank's part of a batch (the batch itself with one rank).
+    auto own = [&](const Batch<T, B>& b) {
+        const auto part = data::shard_of(b.size(), rank, ranks);
+        return std::pair{part, ranks == 1 ? std::optional<Batch<T, B>>{}
+                                          : data::slice(b, part.begin, part.end)};
+    };
+    std::optional<Batch<T, B>> whole_val, own_whole_val;
     std::optional<data::Batcher> val_order;
     if (use_val) {
         if (clean_set.n <= o.validation_batch_size) {
             whole_val = make_batch<T, B>(clean_set, data::iota_indices(clean_set.n));
+            own_whole_val = own(*whole_val).second;
         } else {
             val_order = detail::batcher_at(clean_set.n, o.validation_batch_size,
                                            detail::stream_seed(o.seed, detail::stream_val_order, 0),
@@ -299,9 +334,16 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         } else {
             batch = make_batch<T, B>(train_set, rows);
         }
-        std::optional<Batch<T, B>> val_batch;
-        if (val_order) val_batch = make_batch<T, B>(clean_set, val_order->next());
+        std::optional<Batch<T, B>> val_batch, own_val_batch;
+        if (val_order) {
+            val_batch = make_batch<T, B>(clean_set, val_order->next());
+            own_val_batch = own(*val_batch).second;
+        }
         const Batch<T, B>* val = whole_val ? &*whole_val : val_batch ? &*val_batch : nullptr;
+        const Batch<T, B>* own_val = own_whole_val ? &*own_whole_val
+                                     : own_val_batch ? &*own_val_batch
+                                                     : val;
+        const auto [part, own_batch] = own(batch);
 
         // A step that throws leaves the model and the optimizer as they were (the optimizer
         // checks everything before it writes; the snapshot puts the buffers back).
@@ -309,9 +351,12 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         auto ws = detail::guarded_step(
             snap, "train: step " + std::to_string(s) + " (policy '" + policy.name() + "'): ", batch,
             val, [&] {
-                Rng rng(detail::stream_seed(o.seed, detail::stream_dropout, s));
+                Rng rng(detail::stream_seed(
+                    o.seed, detail::stream_dropout + detail::stream_rank * rank, s));
                 auto w = policy.weigh_step(
-                    PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead}, &rng);
+                    PolicyInput<Model>{model, batch, val, s, opt.lr(), lookahead, o.comm,
+                                       own_batch ? &*own_batch : &batch, own_val, part},
+                    &rng);
                 if (w.report.weights.size() != static_cast<std::size_t>(batch.y.numel()))
                     throw ShapeError("train: step " + std::to_string(s) + ": policy '" +
                                      policy.name() + "' gave " +
@@ -321,6 +366,7 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
                     opt.step(params, w.gradient);
                 else
                     opt.set_step_count(opt.step_count() + 1);
+                detail::average_buffers(model, comm);
                 return w;
             });
         const StepReport<T>& report = ws.report;
@@ -331,9 +377,13 @@ TrainSummary train(Model& model, Opt& opt, WeightingPolicy<Model>& policy,
         if (cb.on_step) cb.on_step(s, report, loss);
         if (o.eval_every > 0 && (s + 1) % o.eval_every == 0 && cb.on_eval) cb.on_eval(s + 1);
         if (checkpointing && ((s + 1) % o.checkpoint_every == 0 || s + 1 == o.steps)) {
-            io::save_checkpoint(o.checkpoint_path, model, opt,
-                                detail::checkpoint_metadata(
-                                    o.run, cb.on_checkpoint ? cb.on_checkpoint() : io::Metadata{}));
+            const auto state = cb.on_checkpoint ? cb.on_checkpoint() : io::Metadata{};
+            // Rank 0 writes for all (the ranks are identical); the others wait for the file.
+            dist::agree(comm, 0, [&](std::span<double>) {
+                if (rank == 0)
+                    io::save_checkpoint(o.checkpoint_path, model, opt,
+                                        detail::checkpoint_metadata(o.run, state));
+            });
         }
     }
     return sum;
