@@ -260,3 +260,15 @@ l2rw_example_test(NAME readme.quickstart TARGET mnist_imbalance KIND mnist_imbal
     ROWS ${l2rw_qs_rows}
     ARGS ${l2rw_qs_args})
 set_tests_properties(readme.quickstart PROPERTIES LABELS "examples;readme" TIMEOUT 1500)
+
+# examples/distributed under mpiexec on 2 ranks (tests/check_distributed_example.cmake), with
+# the environment of the MPI tests (tests/CMakeLists.txt: one thread per rank; OpenMPI allowed
+# to run as root and on more ranks than cores).
+if(L2RW_HAS_MPI AND L2RW_MPI_TESTS AND L2RW_FASHION_MNIST_DIR)
+    add_test(NAME examples.distributed
+        COMMAND "${CMAKE_COMMAND}" "-DMPIEXEC=${MPIEXEC_EXECUTABLE}"
+            "-DPROGRAM=$<TARGET_FILE:distributed>"
+            -P "${CMAKE_CURRENT_SOURCE_DIR}/check_distributed_example.cmake")
+    set_tests_properties(examples.distributed PROPERTIES
+        ENVIRONMENT "${L2RW_MPI_TEST_ENV}" LABELS "examples;mpi" TIMEOUT 900 RUN_SERIAL TRUE)
+endif()

@@ -216,6 +216,40 @@ TEST_CASE("dist: 2 ranks × 50 examples step as 1 process × 100 (MLP, LeNet; SG
     }
 }
 
+TEST_CASE("dist: BatchNorm running statistics are averaged over ranks and stay identical") {
+    const auto& c = world();
+    auto one = nn::resnet_cifar<double, Cpu>(8, 3, 5), many = nn::resnet_cifar<double, Cpu>(8, 3, 5);
+    SGD opt_one({.lr = 0.05, .momentum = 0.9}), opt_many({.lr = 0.05, .momentum = 0.9});
+    meta::OnlineReweighter<Model> rw_one(*one);
+    meta::OnlineReweighter<Model> rw_many(*many, {}, meta::default_loss<double, Cpu>, &c);
+    auto images = [](index_t n, std::uint64_t seed) {
+        Batch b;
+        b.x = Tensor<double, Cpu>::randn({n, 3, 8, 8}, seed);
+        b.y = testing::random_labels<Cpu>(n, 3, seed + 1);
+        return b;
+    };
+    // The first BatchNorm's running mean (deeper layers see inputs normalised by each rank's
+    // own statistics, so theirs differ from one process's).
+    auto running = [](Model& m, const char* which) {
+        for (auto& [name, t, kind] : nn::named_tensors(m))
+            if (kind == nn::Kind::buffer && name.find(which) != std::string::npos)
+                return t->to_host();
+        return Vec{};
+    };
+    const auto tr = images(40, 61), va = images(10, 62);
+    rw_one.step(tr, va, opt_one);
+    rw_many.step(own(tr), own(va), opt_many);
+    // Equal parts: the mean of the ranks' running means is the one process's running mean
+    // (the update is linear in the batch mean); the variances are the parts', not equal.
+    const double d = relative_difference(running(*one, "running_mean"), running(*many, "running_mean"));
+    MESSAGE("running means after one step, 2 ranks vs 1 process: ", d);
+    CHECK(!running(*one, "running_mean").empty());
+    CHECK(on_every_rank(d < 1e-12));
+    for (int s = 0; s < 2; ++s) rw_many.step(own(images(40, 70 + s)), own(va), opt_many);
+    Vec all = parameters(*many);  // parameters and buffers (named_tensors)
+    CHECK(same_on_every_rank(all));
+}
+
 TEST_CASE("dist: an Adam lookahead (the general strategy, through all_reduce) as 1 process") {
     const auto& c = world();
     auto one = make_model(Arch::mlp, 3), many = make_model(Arch::mlp, 3);

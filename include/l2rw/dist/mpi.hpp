@@ -102,6 +102,19 @@ class Mpi final : public Communicator {
     [[nodiscard]] std::string name() const override { return "MPI"; }
     [[nodiscard]] MPI_Comm handle() const { return comm_; }
 
+    /// How many ranks share this rank's node (MPI_COMM_TYPE_SHARED): a program can give each
+    /// of them its share of the node's cores (l2rw::set_num_threads).
+    [[nodiscard]] int ranks_on_this_node() const {
+        MPI_Comm node = MPI_COMM_NULL;
+        detail::check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL,
+                                              &node),
+                          "MPI_Comm_split_type");
+        int n = 1;
+        MPI_Comm_size(node, &n);
+        MPI_Comm_free(&node);
+        return n;
+    }
+
     void all_reduce_sum(float* p, std::size_t n) const override { sum(p, n, MPI_FLOAT); }
     void all_reduce_sum(double* p, std::size_t n) const override { sum(p, n, MPI_DOUBLE); }
     void all_reduce_host_sum(double* p, std::size_t n) const override { sum(p, n, MPI_DOUBLE); }
