@@ -47,7 +47,8 @@ void step_case(benchmark::State& st, int threads, Arch a, bool meta_step) {
     try {
         dist::Counting counted(*world);
         auto model = make_model(a);
-        const auto whole = make_batch(a, train_batch, 11), whole_val = make_batch(a, train_batch, 22);
+        const auto whole = make_batch(a, train_batch, 11),
+                   whole_val = make_batch(a, train_batch, 22);
         const auto part = data::shard_of(train_batch, world->rank(), world->size());
         const auto tb = data::slice(whole, part.begin, part.end);
         const auto vb = data::slice(whole_val, part.begin, part.end);
@@ -64,8 +65,8 @@ void step_case(benchmark::State& st, int threads, Arch a, bool meta_step) {
         counted.reset();
         world->barrier();
         for (auto _ : st) once();
-        st.counters["examples/s"] = benchmark::Counter(static_cast<double>(train_batch),
-                                                       benchmark::Counter::kIsIterationInvariantRate);
+        st.counters["examples/s"] = benchmark::Counter(
+            static_cast<double>(train_batch), benchmark::Counter::kIsIterationInvariantRate);
         st.counters["bytes/step"] = benchmark::Counter(static_cast<double>(counted.bytes()),
                                                        benchmark::Counter::kAvgIterations);
         st.counters["peak_MB"] = peak.mib();
@@ -79,13 +80,12 @@ void register_all(const std::vector<int>& thread_counts) {
     for (int t : thread_counts)
         for (Arch a : {Arch::lenet, Arch::resnet32})
             for (bool meta_step : {false, true}) {
-                const std::string name = ranks + "thr:" + std::to_string(t) + "/" + arch_name(a) +
-                                         (meta_step ? "/meta/exact/train:100/val:100"
-                                                    : "/plain/train:100");
-                benchmark::RegisterBenchmark(name.c_str(),
-                                             [t, a, meta_step](benchmark::State& st) {
-                                                 step_case(st, t, a, meta_step);
-                                             })
+                const std::string name =
+                    ranks + "thr:" + std::to_string(t) + "/" + arch_name(a) +
+                    (meta_step ? "/meta/exact/train:100/val:100" : "/plain/train:100");
+                benchmark::RegisterBenchmark(
+                    name.c_str(),
+                    [t, a, meta_step](benchmark::State& st) { step_case(st, t, a, meta_step); })
                     ->Unit(benchmark::kMillisecond)
                     ->UseRealTime()
                     ->Iterations(a == Arch::resnet32 ? 3 : 200);
@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
     const std::vector<int> threads =
         thread_counts_or_exit(argc, argv, "bench_distributed", "threads");
     bool to_file = false;
-    for (int i = 1; i < argc; ++i) to_file = to_file || std::strncmp(argv[i], "--benchmark_out=", 16) == 0;
+    for (int i = 1; i < argc; ++i)
+        to_file = to_file || std::strncmp(argv[i], "--benchmark_out=", 16) == 0;
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     register_all(threads);

@@ -11,7 +11,7 @@
 #
 # Inputs (-D): CONSUMER_KIND, CONSUMER_SOURCE_DIR, CONSUMER_WORK_DIR, L2RW_SOURCE_DIR,
 # L2RW_BUILD_DIR, CONSUMER_GENERATOR, CONSUMER_MAKE_PROGRAM, CONSUMER_CXX_COMPILER,
-# CONSUMER_BUILD_TYPE, CONSUMER_PREFIX_PATH, CONSUMER_EXPECT_THRUST.
+# CONSUMER_BUILD_TYPE, CONSUMER_PREFIX_PATH, CONSUMER_EXPECT_THRUST, CONSUMER_EXPECT_MPI.
 cmake_minimum_required(VERSION 3.25)
 
 foreach(var CONSUMER_KIND CONSUMER_SOURCE_DIR CONSUMER_WORK_DIR L2RW_SOURCE_DIR L2RW_BUILD_DIR)
@@ -62,6 +62,9 @@ if(CONSUMER_KIND STREQUAL "find_package")
     if(CONSUMER_EXPECT_THRUST)
         list(APPEND configure_args -DL2RW_EXPECT_THRUST=ON)
     endif()
+    if(CONSUMER_EXPECT_MPI)
+        list(APPEND configure_args -DL2RW_EXPECT_MPI=ON)
+    endif()
 elseif(CONSUMER_KIND STREQUAL "add_subdirectory")
     list(APPEND configure_args "-DL2RW_SOURCE_DIR=${L2RW_SOURCE_DIR}")
 elseif(CONSUMER_KIND STREQUAL "fetchcontent")
@@ -82,6 +85,9 @@ run(build "${CMAKE_COMMAND}" --build "${build_dir}" --config "${CONSUMER_BUILD_T
 set(programs consumer)
 if(CONSUMER_KIND STREQUAL "find_package" AND CONSUMER_EXPECT_THRUST)
     list(APPEND programs consumer_thrust)
+endif()
+if(CONSUMER_KIND STREQUAL "find_package" AND CONSUMER_EXPECT_MPI)
+    list(APPEND programs consumer_mpi)
 endif()
 foreach(program IN LISTS programs)
     set(exe "${build_dir}/${program}")

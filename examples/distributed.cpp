@@ -198,11 +198,14 @@ int main(int argc, char** argv) {
         for (const auto& m : c.methods) examples::check_method(m);
         set_num_threads(threads);
         if (c.batch < world.size())
-            throw examples::FlagError("--batch " + std::to_string(c.batch) + " is smaller than the " +
-                                      std::to_string(world.size()) + " ranks");
+            throw examples::FlagError("--batch " + std::to_string(c.batch) +
+                                      " is smaller than the " + std::to_string(world.size()) +
+                                      " ranks");
         return run(c, world);
     } catch (const examples::FlagError& e) {
-        if (lead) std::fprintf(stderr, "distributed: %s\nRun with --help for more information.\n", e.what());
+        if (lead)
+            std::fprintf(stderr, "distributed: %s\nRun with --help for more information.\n",
+                         e.what());
         return 2;
     } catch (const DistributedError& e) {
         // Thrown on every rank alike: they all stop here, and rank 0 says why.

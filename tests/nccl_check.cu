@@ -51,9 +51,9 @@ int main() {
         for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<index_t>(i % 10);
         const meta::Batch<float, B> tb{Tensor<float, B>::randn(Shape{100, 1, 28, 28}, 2),
                                        IndexTensor<B>::from_host(Shape{100}, y)};
-        const meta::Batch<float, B> vb{Tensor<float, B>::randn(Shape{20, 1, 28, 28}, 3),
-                                       IndexTensor<B>::from_host(Shape{20}, std::vector<index_t>(
-                                                                                y.begin(), y.begin() + 20))};
+        const meta::Batch<float, B> vb{
+            Tensor<float, B>::randn(Shape{20, 1, 28, 28}, 3),
+            IndexTensor<B>::from_host(Shape{20}, std::vector<index_t>(y.begin(), y.begin() + 20))};
         bool finite = true;
         for (int s = 0; s < 3; ++s) {
             const auto r = rw.step(tb, vb, opt);

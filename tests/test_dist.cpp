@@ -34,8 +34,11 @@ TEST_CASE("data::shard_of: the ranks' parts cover a batch once, in order, sizes 
                                         "no ranks");
     const std::vector<index_t> rows = {5, 6, 7, 8, 9};
     CHECK(data::take(rows, data::shard_of(5, 1, 2)) == std::vector<index_t>{8, 9});
-    check_throws_mentioning<ValueError>([&] { (void)data::take(rows, data::Shard{3, 9}); },
-                                        {"[3, 9) of 5 rows"}, "take past the end");
+    check_throws_mentioning<ValueError>(
+        [&] {
+            (void)data::take(rows, data::Shard{3, 9});
+        },
+        {"[3, 9) of 5 rows"}, "take past the end");
 }
 
 TEST_CASE_TEMPLATE("data::slice: rows of a batch, on the backend and beside it", B, L2RW_BACKENDS) {

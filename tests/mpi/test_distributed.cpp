@@ -152,10 +152,10 @@ TEST_CASE("dist: the all_reduce op's VJP, JVP and second order against differenc
     const auto jt = dist::all_reduce(xd, c).tangent().to_host();
     Tape<double, Cpu> tp;
     auto xl = tp.leaf(Tensor<double, Cpu>::from_host({4}, x0));
-    const auto vj =
-        vjp(dist::all_reduce(xl, c), {xl}, Var<double, Cpu>(Tensor<double, Cpu>::from_host({4}, sv)))[0]
-            .value()
-            .to_host();
+    const auto vj = vjp(dist::all_reduce(xl, c), {xl},
+                        Var<double, Cpu>(Tensor<double, Cpu>::from_host({4}, sv)))[0]
+                        .value()
+                        .to_host();
     double lhs = 0, rhs = 0;
     bool jvp_ok = true;
     for (std::size_t k = 0; k < 4; ++k) {
@@ -196,10 +196,12 @@ TEST_CASE("dist: 2 ranks × 50 examples step as 1 process × 100 (MLP, LeNet; SG
         double worst_w = 0, worst_lv = 0;
         bool same_skip = true;
         for (int step = 0; step < 10; ++step) {
-            const auto tr = make_batch(k.arch, 100, 100 + step), va = make_batch(k.arch, 20, 500 + step);
+            const auto tr = make_batch(k.arch, 100, 100 + step),
+                       va = make_batch(k.arch, 20, 500 + step);
             const auto a = rw_one.step(tr, va, opt_one);
             const auto b = rw_many.step(own(tr), own(va), opt_many);
-            worst_w = std::max(worst_w, relative_difference(as_double(a.weights), as_double(b.weights)));
+            worst_w =
+                std::max(worst_w, relative_difference(as_double(a.weights), as_double(b.weights)));
             worst_lv = std::max(worst_lv, std::abs(a.validation_loss - b.validation_loss) /
                                               std::abs(a.validation_loss));
             same_skip = same_skip && a.skipped == b.skipped && a.zero_count == b.zero_count &&
@@ -218,7 +220,8 @@ TEST_CASE("dist: 2 ranks × 50 examples step as 1 process × 100 (MLP, LeNet; SG
 
 TEST_CASE("dist: BatchNorm running statistics are averaged over ranks and stay identical") {
     const auto& c = world();
-    auto one = nn::resnet_cifar<double, Cpu>(8, 3, 5), many = nn::resnet_cifar<double, Cpu>(8, 3, 5);
+    auto one = nn::resnet_cifar<double, Cpu>(8, 3, 5),
+         many = nn::resnet_cifar<double, Cpu>(8, 3, 5);
     SGD opt_one({.lr = 0.05, .momentum = 0.9}), opt_many({.lr = 0.05, .momentum = 0.9});
     meta::OnlineReweighter<Model> rw_one(*one);
     meta::OnlineReweighter<Model> rw_many(*many, {}, meta::default_loss<double, Cpu>, &c);
@@ -241,7 +244,8 @@ TEST_CASE("dist: BatchNorm running statistics are averaged over ranks and stay i
     rw_many.step(own(tr), own(va), opt_many);
     // Equal parts: the mean of the ranks' running means is the one process's running mean
     // (the update is linear in the batch mean); the variances are the parts', not equal.
-    const double d = relative_difference(running(*one, "running_mean"), running(*many, "running_mean"));
+    const double d =
+        relative_difference(running(*one, "running_mean"), running(*many, "running_mean"));
     MESSAGE("running means after one step, 2 ranks vs 1 process: ", d);
     CHECK(!running(*one, "running_mean").empty());
     CHECK(on_every_rank(d < 1e-12));
@@ -260,11 +264,13 @@ TEST_CASE("dist: an Adam lookahead (the general strategy, through all_reduce) as
     meta::OnlineReweighter<Model> rw_many(*many, ro, meta::default_loss<double, Cpu>, &c);
     double worst_w = 0;
     for (int step = 0; step < 6; ++step) {
-        const auto tr = make_batch(Arch::mlp, 40, 10 + step), va = make_batch(Arch::mlp, 10, 50 + step);
+        const auto tr = make_batch(Arch::mlp, 40, 10 + step),
+                   va = make_batch(Arch::mlp, 10, 50 + step);
         const auto a = rw_one.step(tr, va, opt_one);
         const auto b = rw_many.step(own(tr), own(va), opt_many);
         CHECK(b.strategy == meta::Strategy::general);
-        worst_w = std::max(worst_w, relative_difference(as_double(a.weights), as_double(b.weights)));
+        worst_w =
+            std::max(worst_w, relative_difference(as_double(a.weights), as_double(b.weights)));
     }
     const double worst_p = relative_difference(parameters(*one), parameters(*many));
     MESSAGE("Adam lookahead: weights ", worst_w, ", parameters ", worst_p);
@@ -279,7 +285,8 @@ TEST_CASE("dist: a step sends two parameter-sized all-reduces and a few batch-si
     SGD opt({.lr = 0.1, .momentum = 0.9});
     meta::OnlineReweighter<Model> rw(*m, {}, meta::default_loss<double, Cpu>, &counted);
     std::size_t params = 0;
-    for (auto& [name, t, kind] : nn::named_tensors(*m)) params += static_cast<std::size_t>(t->numel());
+    for (auto& [name, t, kind] : nn::named_tensors(*m))
+        params += static_cast<std::size_t>(t->numel());
     const auto tr = make_batch(Arch::lenet, 100, 1), va = make_batch(Arch::lenet, 20, 2);
     rw.step(own(tr), own(va), opt);
     const std::size_t P = 2, n = 100;
@@ -330,6 +337,25 @@ TEST_CASE("dist: a rank whose part fails stops every rank, naming it; nothing ch
     // And the ranks go on together afterwards.
     rw.step(own(tr), own(va), opt);
     CHECK(same_on_every_rank(parameters(*m)));
+
+    // A model with no ReLU to hide it: a NaN input makes that example's u NaN on rank 1.
+    auto linear = nn::mlp<double, Cpu>({6, 3}, 2);
+    SGD lopt({.lr = 0.1});
+    meta::OnlineReweighter<Model> lrw(*linear, {}, meta::default_loss<double, Cpu>, &c);
+    auto nan_u = own(make_batch(Arch::mlp, 100, 5));
+    if (c.rank() == 1) nan_u.x.data()[6 * 7 + 2] = std::numeric_limits<double>::quiet_NaN();
+    bool named = false;
+    try {
+        lrw.step(nan_u, own(make_batch(Arch::mlp, 20, 6)), lopt);
+    } catch (const DistributedError& e) {
+        const std::string msg = e.what();
+        named = e.failed_rank() == 1 &&
+                msg.find("(rank 1): the meta-gradient (raw weight) of example 57") !=
+                    std::string::npos &&
+                msg.find("has a non-finite input") != std::string::npos;
+        if (!named) MESSAGE(msg);
+    }
+    CHECK(on_every_rank(named));
 }
 
 namespace {
@@ -368,7 +394,8 @@ TEST_CASE("dist: meta::train on 2 ranks trains as 1 process (l2rw and the baseli
         MESSAGE(std::string(name), ": parameters after 10 steps differ by ", worst);
         CHECK(on_every_rank(worst < 1e-12));
         CHECK(same_on_every_rank(parameters(*many)));
-        const auto e1 = meta::evaluate(*one, test_set), e2 = meta::evaluate(*many, test_set, 100, &c);
+        const auto e1 = meta::evaluate(*one, test_set),
+                   e2 = meta::evaluate(*many, test_set, 100, &c);
         CHECK(on_every_rank(e1.count == e2.count && std::abs(e1.accuracy - e2.accuracy) < 1e-12 &&
                             std::abs(e1.loss - e2.loss) < 1e-10));
     }
@@ -379,13 +406,14 @@ TEST_CASE("dist: meta::train stops every rank when one rank's part has a NaN, na
     auto train_set = images(120, 31);
     const auto clean = images(20, 32);
     // Each batch is 60 rows of a fixed shuffle; poison a row that rank 1 takes at step 0.
-    const auto rows = data::Batcher(train_set.n, 60,
-                                    meta::detail::stream_seed(2, meta::detail::stream_train_order, 0),
-                                    true)
-                          .next();
+    const auto rows =
+        data::Batcher(train_set.n, 60,
+                      meta::detail::stream_seed(2, meta::detail::stream_train_order, 0), true)
+            .next();
     const auto part = data::shard_of(60, 1, c.size());
     const index_t victim = rows[static_cast<std::size_t>(part.begin + 4)];
-    train_set.images[static_cast<std::size_t>(victim * 144 + 7)] = std::numeric_limits<float>::quiet_NaN();
+    train_set.images[static_cast<std::size_t>(victim * 144 + 7)] =
+        std::numeric_limits<float>::quiet_NaN();
     auto m = make_model(Arch::lenet, 4);
     SGD opt({.lr = 0.05});
     auto policy = meta::make_policy<Model>("l2rw");

@@ -119,8 +119,8 @@ struct Shard {
 
 inline Shard shard_of(index_t n, int rank, int ranks) {
     if (ranks <= 0 || rank < 0 || rank >= ranks || n < 0)
-        throw ValueError("shard_of: rank " + std::to_string(rank) + " of " +
-                         std::to_string(ranks) + " ranks, " + std::to_string(n) + " rows");
+        throw ValueError("shard_of: rank " + std::to_string(rank) + " of " + std::to_string(ranks) +
+                         " ranks, " + std::to_string(n) + " rows");
     const index_t per = n / ranks, extra = n % ranks, r = rank;
     const index_t begin = r * per + std::min(r, extra);
     return {begin, begin + per + (r < extra ? 1 : 0)};
@@ -130,8 +130,8 @@ inline Shard shard_of(index_t n, int rank, int ranks) {
 template <class V>
 std::vector<V> take(const std::vector<V>& rows, const Shard& s) {
     if (s.begin < 0 || s.end < s.begin || s.end > static_cast<index_t>(rows.size()))
-        throw ValueError("take: shard [" + std::to_string(s.begin) + ", " +
-                         std::to_string(s.end) + ") of " + std::to_string(rows.size()) + " rows");
+        throw ValueError("take: shard [" + std::to_string(s.begin) + ", " + std::to_string(s.end) +
+                         ") of " + std::to_string(rows.size()) + " rows");
     return {rows.begin() + s.begin, rows.begin() + s.end};
 }
 

@@ -106,9 +106,9 @@ class Mpi final : public Communicator {
     /// of them its share of the node's cores (l2rw::set_num_threads).
     [[nodiscard]] int ranks_on_this_node() const {
         MPI_Comm node = MPI_COMM_NULL;
-        detail::check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL,
-                                              &node),
-                          "MPI_Comm_split_type");
+        detail::check_mpi(
+            MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node),
+            "MPI_Comm_split_type");
         int n = 1;
         MPI_Comm_size(node, &n);
         MPI_Comm_free(&node);

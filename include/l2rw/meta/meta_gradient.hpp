@@ -175,8 +175,8 @@ class MetaGradient {
         const auto s = dist::agree(*comm_, 2 * n + 1, [&](std::span<double> out) {
             const auto u = local();
             try {
-                check_finite_raw(u, std::string(who) + " (rank " + std::to_string(comm_->rank()) +
-                                        ")",
+                check_finite_raw(u,
+                                 std::string(who) + " (rank " + std::to_string(comm_->rank()) + ")",
                                  l.offset);
             } catch (const NumericError& e) {
                 throw NumericError(e.what() + nonfinite_input(train, "training"));
@@ -195,9 +195,9 @@ class MetaGradient {
 
     /// General: u = −∂L_v(θ'(ε))/∂ε through the recorded lookahead; data-parallel, its
     /// gradient goes through dist::all_reduce, so θ' is global and so is ∂L_v/∂ε.
-    void general_u(MetaPass& m, Tape<T, B>& tape, const Batch<T, B>& train,
-                   const Batch<T, B>& val, const Lookahead<T, B>& la, nn::Mode mode, Rng* rng,
-                   StepReport<T>& r, const Layout& l) {
+    void general_u(MetaPass& m, Tape<T, B>& tape, const Batch<T, B>& train, const Batch<T, B>& val,
+                   const Lookahead<T, B>& la, nn::Mode mode, Rng* rng, StepReport<T>& r,
+                   const Layout& l) {
         std::vector<Var<T, B>> g;
         dist::agree(*comm_, 0, [&](std::span<double>) {
             m.pass = train_pass(tape, train, mode, rng);
@@ -207,7 +207,8 @@ class MetaGradient {
         for (auto& gk : g) gk = dist::all_reduce(gk, *comm_);
         Var<T, B> Lv;
         const auto lv = dist::agree(*comm_, 1, [&](std::span<double> out) {
-            Lv = validation_loss(val, m.pass.bind.substitute(la.apply(m.pass.bind.vars(), g)), la, l);
+            Lv = validation_loss(val, m.pass.bind.substitute(la.apply(m.pass.bind.vars(), g)), la,
+                                 l);
             out[0] = static_cast<double>(Lv.item());
         });
         r.validation_loss = lv[0];

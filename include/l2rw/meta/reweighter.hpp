@@ -237,7 +237,8 @@ class OnlineReweighter {
                 out[0] += static_cast<double>(w[i]) * static_cast<double>(f[i]);
             if (comm_->size() == 1 && !std::isfinite(out[0])) return;
             const auto wv = Var<T, B>(Tensor<T, B>::from_host(Shape{l.local}, w));
-            for (auto& gk : vjp(m.pass.f, m.pass.bind.vars(), wv, GradOptions{.allow_unused = true}))
+            for (auto& gk :
+                 vjp(m.pass.f, m.pass.bind.vars(), wv, GradOptions{.allow_unused = true}))
                 g.push_back(gk.value());
             detail::check_own_gradient(model_, g, train, *comm_, "the weighted loss", "training");
         });
