@@ -145,15 +145,15 @@ TEST_CASE_TEMPLATE("tensor: construction, copies, views and errors", B, L2RW_BAC
 TEST_CASE_TEMPLATE("tensor: a byte count that overflows size_t is a ValueError, not a small block",
                    B, L2RW_BACKENDS) {
     // Issue 11 item 10: 2^62 doubles fit in index_t but are 2^65 bytes. Broken (the checks
-    // in HostBuffer, HostPool::round and Thrust::allocate taken out, undone): on Cpu all three
-    // checks failed with "no exception thrown" (the tensor asked the pool for 0 bytes and
-    // was "constructed" holding 2^62 elements); on Thrust<OMP> the test case crashed with
+    // in HostBuffer (now PoolBuffer), HostPool::round and Thrust::allocate taken out, undone): on
+    // Cpu all three checks failed with "no exception thrown" (the tensor asked the pool for 0 bytes
+    // and was "constructed" holding 2^62 elements); on Thrust<OMP> the test case crashed with
     // SIGSEGV (Thrust's own byte count wrapped too).
     const index_t n = index_t(1) << 62;
     check_throws_mentioning<ValueError>([&] { (void)TensorD<B>(Shape{n}); },
                                         {"4611686018427387904", "8", "overflows"}, "2^62 doubles");
     check_throws_mentioning<ValueError>(
-        [&] { (void)HostBuffer<double>(static_cast<std::size_t>(n)); }, {"HostBuffer"},
+        [&] { (void)HostBuffer<double>(static_cast<std::size_t>(n)); }, {"PoolBuffer"},
         "HostBuffer of 2^62 doubles");
     // A request within a size class of SIZE_MAX cannot be rounded up (it wrapped to a small
     // block before: HostPool::round(SIZE_MAX - 5) was 0).
@@ -176,6 +176,87 @@ TEST_CASE_TEMPLATE("backend: sum and gemm primitives", B, L2RW_BACKENDS) {
     auto e = eager::matmul(T::zeros(Shape{2, 0}), T::zeros(Shape{0, 3}));
     CHECK(e.shape() == Shape{2, 3});
     CHECK(e.to_host() == Vec(6, 0.0));
+}
+
+TEST_CASE_TEMPLATE("backend: sum_into leaves the sum in backend memory, at any offset", B,
+                   L2RW_BACKENDS) {
+    auto x = TensorD<B>::randn(Shape{40000}, 5);  // past one block of Cpu::sum
+    auto out = TensorD<B>::full(Shape{3}, 9.0);
+    B::sum_into(x.data(), x.numel(), out.data() + 1);
+    B::sum_into(x.data(), 0, out.data() + 2);
+    const auto h = out.to_host();
+    CHECK(h[0] == 9.0);
+    CHECK(h[1] == doctest::Approx(B::sum(x.data(), x.numel())).epsilon(1e-12));
+    CHECK(h[2] == 0.0);
+}
+
+TEST_CASE_TEMPLATE("tensor: labels keep their range from the upload, and a write forgets it", B,
+                   L2RW_BACKENDS) {
+    using I = IndexTensor<B>;
+    auto y = I::from_host(Shape{4}, std::vector<index_t>{2, 0, 3, 1});
+    const auto r = y.known_range();  // noted by the upload: no host read needed
+    REQUIRE(r);
+    CHECK(r->first == 0);
+    CHECK(r->second == 3);
+    CHECK_NOTHROW(eager::detail::check_indices(y, 4, "test", "label"));
+    check_throws_mentioning<ValueError>(
+        [&] { eager::detail::check_indices(y, 3, "test", "label"); }, {"label[2] = 3", "[0, 3)"},
+        "a label past the class count");
+    // An out-of-range label written after the check: the noted range no longer holds.
+    y.assign(I::from_host(Shape{4}, std::vector<index_t>{2, 0, 7, 1}));
+    CHECK_FALSE(y.known_range());
+    check_throws_mentioning<ValueError>(
+        [&] { eager::detail::check_indices(y, 4, "test", "label"); }, {"label[2] = 7", "[0, 4)"},
+        "a label written after the range was noted");
+    const auto r2 = y.known_range();  // read once on the host by the check, then noted
+    REQUIRE(r2);
+    CHECK(r2->second == 7);
+    // A shared view sees the write too (the note is the buffer's).
+    auto view = y.reshape(Shape{2, 2});
+    (void)view.data();
+    CHECK_FALSE(y.known_range());
+    CHECK_FALSE(I(Shape{0}).value_range());
+    CHECK_NOTHROW(eager::detail::check_indices(I(Shape{0}), 1, "test", "label"));
+}
+
+TEST_CASE_TEMPLATE("backend: gemm equals a triple loop for every transpose, in float and double", B,
+                   L2RW_BACKENDS) {
+    // Sizes past a GEMM library's small-matrix paths, not multiples of its blocking.
+    const index_t m = 37, n = 29, k = 45;
+    auto run = [&](auto zero) {
+        using S = decltype(zero);
+        for (bool ta : {false, true})
+            for (bool tb : {false, true})
+                for (bool acc : {false, true}) {
+                    CAPTURE(ta);
+                    CAPTURE(tb);
+                    CAPTURE(acc);
+                    const auto a = Tensor<S, B>::randn(ta ? Shape{k, m} : Shape{m, k}, 1);
+                    const auto b = Tensor<S, B>::randn(tb ? Shape{n, k} : Shape{k, n}, 2);
+                    auto c = Tensor<S, B>::randn(Shape{m, n}, 3);
+                    const auto ah = a.to_host(), bh = b.to_host(), c0 = c.to_host();
+                    B::gemm(ta, tb, m, n, k, a.data(), b.data(), c.data(), acc);
+                    const auto ch = c.to_host();
+                    double worst = 0;
+                    for (index_t i = 0; i < m; ++i)
+                        for (index_t j = 0; j < n; ++j) {
+                            double want = acc ? static_cast<double>(c0[i * n + j]) : 0.0;
+                            for (index_t p = 0; p < k; ++p)
+                                want += static_cast<double>(ah[ta ? p * m + i : i * k + p]) *
+                                        static_cast<double>(bh[tb ? j * k + p : p * n + j]);
+                            worst = std::max(worst, std::abs(want - ch[i * n + j]));
+                        }
+                    CHECK(worst < (std::is_same_v<S, float> ? 1e-4 : 1e-12));
+                }
+        // k = 0: C = 0, or C unchanged when accumulating.
+        auto c = Tensor<S, B>::full(Shape{2, 3}, S(4));
+        B::gemm(false, false, 2, 3, 0, c.data(), c.data(), c.data(), true);
+        CHECK(c.to_host() == std::vector<S>(6, S(4)));
+        B::gemm(false, false, 2, 3, 0, c.data(), c.data(), c.data(), false);
+        CHECK(c.to_host() == std::vector<S>(6, S(0)));
+    };
+    run(0.0f);
+    run(0.0);
 }
 
 // ---- random numbers -------------------------------------------------------------------------

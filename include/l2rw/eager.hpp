@@ -68,18 +68,23 @@ template <class T, Backend B, class Op>
 Tensor<T, B> reduce_to(const Tensor<T, B>& x, const Shape& to, Op op, T init, const char* name) {
     check_reducible(x.shape(), to, name);
     Tensor<T, B> out(to);
-    kernel::ReduceTo<T, Op> k{x.data(), out.data(), op, init, {}, {}, {}, {}, 1};
+    kernel::ReducedElement<T> e{x.data(), {}, {}, {}, {}, 1};
     const auto pb = x.shape().padded(), ps = to.padded();
     const auto st = strides_of(x.shape());
     for (std::size_t i = 0; i < max_rank; ++i) {
         const bool reduced = ps[i] == 1 && pb[i] != 1;
-        k.odims[i] = ps[i];
-        k.ost[i] = reduced ? 0 : st[i];
-        k.rdims[i] = reduced ? pb[i] : 1;
-        k.rst[i] = reduced ? st[i] : 0;
-        k.rcount *= k.rdims[i];
+        e.odims[i] = ps[i];
+        e.ost[i] = reduced ? 0 : st[i];
+        e.rdims[i] = reduced ? pb[i] : 1;
+        e.rst[i] = reduced ? st[i] : 0;
+        e.rcount *= e.rdims[i];
     }
-    B::for_each(out.numel(), k);
+    if constexpr (SegmentReductions<B>) {
+        B::reduce_segments(out.numel(), e.rcount, e, op, init, out.data());
+    } else {
+        kernel::ReduceTo<T, Op> k{out.data(), op, init, e};
+        B::for_each(out.numel(), k);
+    }
     return out;
 }
 }  // namespace detail
@@ -89,10 +94,9 @@ template <class T, Backend B>
 Tensor<T, B> sum_to(const Tensor<T, B>& x, const Shape& to) {
     if (x.shape() == to) return x;
     detail::check_reducible(x.shape(), to, "sum_to");
-    if (to.numel() == 1) {  // a full reduction: use the backend's tuned sum
+    if (to.numel() == 1) {  // a full reduction: the backend's tuned sum, kept in its memory
         Tensor<T, B> out(to);
-        const T s = B::sum(x.data(), x.numel());
-        B::for_each(1, kernel::Map<T, kernel::Fill<T>>{out.data(), out.data(), {s}});
+        B::sum_into(x.data(), x.numel(), out.data());
         return out;
     }
     return detail::reduce_to(x, to, kernel::Add{}, T(0), "sum_to");
@@ -197,6 +201,9 @@ void check_indices(const IndexTensor<B>& idx, index_t bound, const char* name, c
     if (idx.rank() != 1)
         throw ShapeError(std::string(name) + ": " + what + " must be a vector, got " +
                          idx.shape().str());
+    // The noted range (from the upload) when there is one: no host read on a device.
+    const auto range = idx.value_range();
+    if (!range || (range->first >= 0 && range->second < bound)) return;
     const auto h = idx.to_host();
     for (std::size_t i = 0; i < h.size(); ++i)
         if (h[i] < 0 || h[i] >= bound)

@@ -7,13 +7,23 @@
 // `_version`): the mutable `data()` — the one door to writing a buffer — counts one write.
 // The tape notes the version of each value it keeps, and grad() refuses to run a rule whose
 // values were overwritten since they were recorded.
+//
+// An integer tensor (labels, indices) also remembers the range of its values for the
+// version it was computed at, so that checking labels against a class count reads them on
+// the host once per batch, not once per op (on a device every read is a synchronisation):
+// from_host notes the range while the values are on the host; a write forgets it.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backend/concept.hpp"
@@ -56,6 +66,12 @@ class Tensor {
                              std::to_string(host.size()) + " were given");
         Tensor t(s);
         B::from_host(host.data(), t.buf_->buffer);
+        if constexpr (std::is_integral_v<T>) {
+            if (!host.empty()) {
+                const auto [lo, hi] = std::minmax_element(host.begin(), host.end());
+                t.note_range(*lo, *hi);
+            }
+        }
         return t;
     }
     static Tensor from_host(const Shape& s, const std::vector<T>& host) {
@@ -131,11 +147,54 @@ class Tensor {
     /// True when both share one buffer.
     [[nodiscard]] bool shares_buffer_with(const Tensor& o) const { return buf_ == o.buf_; }
 
+    /// The smallest and largest value, if known for the buffer as it is now (no host read).
+    [[nodiscard]] std::optional<std::pair<T, T>> known_range()
+        const requires std::is_integral_v<T> {
+        auto& n = buf_->note;
+        std::lock_guard<std::mutex> lock(n.mu);
+        if (n.known && n.version == version()) return std::pair{n.lo, n.hi};
+        return std::nullopt;
+    }
+    /// The smallest and largest value (nullopt when empty): the noted range, or one read of
+    /// the buffer on the host, then noted.
+    [[nodiscard]] std::optional<std::pair<T, T>> value_range()
+        const requires std::is_integral_v<T> {
+        if (numel() == 0) return std::nullopt;
+        if (auto r = known_range()) return r;
+        const std::uint64_t v = version();
+        const auto h = to_host();
+        const auto [lo, hi] = std::minmax_element(h.begin(), h.end());
+        note_range(*lo, *hi, v);
+        return std::pair{*lo, *hi};
+    }
+    /// Notes that every value of the buffer, as it is now, lies in [lo, hi]: for code that
+    /// fills an integer tensor from values of a known range (a slice of noted labels).
+    void note_range(T lo, T hi) const requires std::is_integral_v<T> {
+        note_range(lo, hi, version());
+    }
+
   private:
+    void note_range(T lo, T hi, std::uint64_t at) const requires std::is_integral_v<T> {
+        auto& n = buf_->note;
+        std::lock_guard<std::mutex> lock(n.mu);
+        n.known = true;
+        n.version = at;
+        n.lo = lo;
+        n.hi = hi;
+    }
+
+    struct RangeNote {  // what known_range() reads; guarded by mu
+        std::mutex mu;
+        bool known = false;
+        std::uint64_t version = 0;
+        T lo{}, hi{};
+    };
+    struct NoNote {};
     struct Storage {
         explicit Storage(buffer_type b) : buffer(std::move(b)) {}
         buffer_type buffer;
         std::atomic<std::uint64_t> version{0};
+        [[no_unique_address]] std::conditional_t<std::is_integral_v<T>, RangeNote, NoNote> note;
     };
     Shape shape_;
     std::shared_ptr<Storage> buf_;

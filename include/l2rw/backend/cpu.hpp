@@ -63,6 +63,12 @@ struct Cpu {
         return s;
     }
 
+    /// out[0] = sum(p, n) (as Thrust's, which keeps the result on its device).
+    template <class T>
+    static void sum_into(const T* p, index_t n, T* out) {
+        *out = sum(p, n);
+    }
+
     /// C[m, n] (+)= op(A) op(B) with op(A) of shape [m, k] and op(B) of shape [k, n];
     /// A and B are row-major as stored (ta: A is stored [k, m]; tb: B is stored [n, k]).
     template <class T>

@@ -119,25 +119,27 @@ class HostPool {
     std::size_t limit_ = std::size_t(2) << 30;
 };
 
-/// A fixed-size, uninitialised host array from the HostPool.
-template <class T>
-class HostBuffer {
+/// A fixed-size, uninitialised array from a pool: Pool::instance() has allocate(bytes) and
+/// deallocate(p, bytes). HostBuffer (the HostPool) is the Cpu backend's and the Thrust host
+/// systems'; Thrust<CUDA> puts the device pool (cuda.hpp) under the same class.
+template <class T, class Pool>
+class PoolBuffer {
   public:
-    HostBuffer() = default;
+    PoolBuffer() = default;
     /// n elements; a byte count that overflows std::size_t is a ValueError.
-    explicit HostBuffer(std::size_t n)
-        : data_(n ? static_cast<T*>(HostPool::instance().allocate(
-                        checked_mul<ValueError>(n, sizeof(T), "HostBuffer: elements * bytes")))
+    explicit PoolBuffer(std::size_t n)
+        : data_(n ? static_cast<T*>(Pool::instance().allocate(
+                        checked_mul<ValueError>(n, sizeof(T), "PoolBuffer: elements * bytes")))
                   : nullptr),
           size_(n) {}
-    ~HostBuffer() { reset(); }
-    HostBuffer(const HostBuffer&) = delete;
-    HostBuffer& operator=(const HostBuffer&) = delete;
-    HostBuffer(HostBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
+    ~PoolBuffer() { reset(); }
+    PoolBuffer(const PoolBuffer&) = delete;
+    PoolBuffer& operator=(const PoolBuffer&) = delete;
+    PoolBuffer(PoolBuffer&& o) noexcept : data_(o.data_), size_(o.size_) {
         o.data_ = nullptr;
         o.size_ = 0;
     }
-    HostBuffer& operator=(HostBuffer&& o) noexcept {
+    PoolBuffer& operator=(PoolBuffer&& o) noexcept {
         if (this != &o) {
             reset();
             data_ = o.data_;
@@ -158,12 +160,16 @@ class HostBuffer {
 
   private:
     void reset() {
-        if (data_) HostPool::instance().deallocate(data_, size_ * sizeof(T));
+        if (data_) Pool::instance().deallocate(data_, size_ * sizeof(T));
         data_ = nullptr;
         size_ = 0;
     }
     T* data_ = nullptr;
     std::size_t size_ = 0;
 };
+
+/// Uninitialised, 64-byte aligned host memory from the HostPool.
+template <class T>
+using HostBuffer = PoolBuffer<T, HostPool>;
 
 }  // namespace l2rw

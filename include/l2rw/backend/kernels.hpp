@@ -210,31 +210,59 @@ struct Gather4 {
     }
 };
 
-/// Reduces `in` onto a smaller shape whose extent is 1 on the reduced slots.
-/// For output element o: the kept slots fix an offset, the reduced slots are walked.
-template <class T, class Op>
-struct ReduceTo {
+/// Element i of an axis reduction's flat view: segment i / rcount is one output, and its
+/// element i % rcount is the input at the output's offset plus the reduced slots' offset
+/// (what Thrust's reduce_segments reads).
+template <class T>
+struct ReducedElement {
     const T* in;
-    T* out;
-    Op op;
-    T init;
     index_t odims[max_rank];  // out's padded dims (1 on reduced slots)
     index_t ost[max_rank];    // in's stride for each kept slot (0 on reduced slots)
     index_t rdims[max_rank];  // extents of the reduced slots (1 elsewhere)
     index_t rst[max_rank];    // in's stride for each reduced slot (0 elsewhere)
     index_t rcount;
-    L2RW_HD index_t cost() const { return rcount; }
+    L2RW_HD T operator()(index_t i) const {
+        return in[strided_offset(i / rcount, odims, ost) + strided_offset(i % rcount, rdims, rst)];
+    }
+};
+
+/// out[o] = the reduction of output o's elements (ReducedElement's layout), one task per
+/// output.
+template <class T, class Op>
+struct ReduceTo {
+    T* out;
+    Op op;
+    T init;
+    ReducedElement<T> e;
+    L2RW_HD index_t cost() const { return e.rcount; }
     L2RW_HD void operator()(index_t o) const {
-        const index_t base = strided_offset(o, odims, ost);
+        const index_t base = strided_offset(o, e.odims, e.ost);
         T acc = init;
         // Four nested loops over the reduced slots: no index division per element.
-        for (index_t i0 = 0; i0 < rdims[0]; ++i0)
-            for (index_t i1 = 0; i1 < rdims[1]; ++i1)
-                for (index_t i2 = 0; i2 < rdims[2]; ++i2) {
-                    const T* p = in + base + i0 * rst[0] + i1 * rst[1] + i2 * rst[2];
-                    for (index_t i3 = 0; i3 < rdims[3]; ++i3) acc = op(acc, p[i3 * rst[3]]);
+        for (index_t i0 = 0; i0 < e.rdims[0]; ++i0)
+            for (index_t i1 = 0; i1 < e.rdims[1]; ++i1)
+                for (index_t i2 = 0; i2 < e.rdims[2]; ++i2) {
+                    const T* p = e.in + base + i0 * e.rst[0] + i1 * e.rst[1] + i2 * e.rst[2];
+                    for (index_t i3 = 0; i3 < e.rdims[3]; ++i3) acc = op(acc, p[i3 * e.rst[3]]);
                 }
         out[o] = acc;
+    }
+};
+
+/// out[s] = init op value(s·len) op … op value(s·len + len − 1): a reduction of segments in
+/// one task each, for backends without a parallel segmented reduction of their own.
+template <class R, class V, class Op>
+struct SegmentReduce {
+    V value;
+    Op op;
+    R init;
+    index_t len;
+    R* out;
+    L2RW_HD index_t cost() const { return len; }
+    L2RW_HD void operator()(index_t s) const {
+        R acc = init;
+        for (index_t j = 0; j < len; ++j) acc = op(acc, value(s * len + j));
+        out[s] = acc;
     }
 };
 

@@ -209,6 +209,7 @@ Batch<T, B> slice(const Batch<T, B>& b, index_t begin, index_t end) {
     B::copy(b.x.data() + begin * per, (end - begin) * per, out.x.data());
     out.y = IndexTensor<B>(Shape{end - begin});
     B::copy(b.y.data() + begin, end - begin, out.y.data());
+    if (const auto r = b.y.known_range()) out.y.note_range(r->first, r->second);
     auto part = [&](const auto& v) {
         using V = std::decay_t<decltype(v)>;
         return v.empty() ? V{} : V(v.begin() + begin, v.begin() + end);

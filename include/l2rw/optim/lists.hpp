@@ -107,12 +107,22 @@ void check_lists(const char* op, const ParamList<T, B>& params, const GradList<T
 /// Throws NumericError, naming the parameter and the element, unless every gradient is
 /// finite; an optimizer calls it before it writes anything, so that a NaN (a NaN pixel that
 /// relu hides from the loss, say) never reaches the parameters. One parallel sum per
-/// gradient: a non-finite element makes it non-finite; only then are the elements read.
+/// gradient, kept in backend memory, and one read of all the sums on the host: a non-finite
+/// element makes its sum non-finite; only then are the elements read.
 template <class T, Backend B>
 void check_finite(const char* op, const ParamList<T, B>& params, const GradList<T, B>& grads) {
+    const auto count = static_cast<index_t>(grads.size());
+    if (count == 0) return;
+    Tensor<T, B> sums(Shape{count});
+    T* out = sums.data();
+    for (index_t i = 0; i < count; ++i) {
+        const auto& g = grads[static_cast<std::size_t>(i)];
+        B::sum_into(g.data(), g.numel(), out + i);
+    }
+    const auto s = sums.to_host();
     for (std::size_t i = 0; i < grads.size(); ++i) {
+        if (std::isfinite(static_cast<double>(s[i]))) continue;
         const auto& g = grads[i];
-        if (std::isfinite(static_cast<double>(B::sum(g.data(), g.numel())))) continue;
         const auto h = g.to_host();
         for (std::size_t e = 0; e < h.size(); ++e)
             if (!std::isfinite(static_cast<double>(h[e])))
