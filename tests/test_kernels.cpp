@@ -215,6 +215,29 @@ TEST_CASE_TEMPLATE("kernels: fused BatchNorm equals its composite Var-op form", 
         const char* what[] = {"value", "dx", "dgamma", "dbeta"};
         for (std::size_t k = 0; k < 4; ++k)
             check_close(fused[k], comp[k], 1e-11, 1e-12, std::string("batch_norm ") + what[k]);
+        // The unrecorded tangent (the fused kernel) against the composite's, with tangents
+        // on all three inputs, on x alone and on γ, β alone (no ẋ).
+        const auto tx = TensorD<B>::randn(s, 11), tg = TensorD<B>::randn({C}, 12),
+                   tb = TensorD<B>::randn({C}, 13);
+        for (int which = 0; which < 3; ++which) {
+            CAPTURE(which);
+            const bool with_x = which != 2, with_params = which != 1;
+            auto run = [&](bool fused_op) {
+                std::vector<VarD<B>> in, t;
+                if (with_x) in.push_back(VarD<B>(x)), t.push_back(VarD<B>(tx));
+                if (with_params)
+                    in.push_back(VarD<B>(gamma)), in.push_back(VarD<B>(beta)),
+                        t.push_back(VarD<B>(tg)), t.push_back(VarD<B>(tb));
+                auto f = [&](const std::vector<VarD<B>>& v) {
+                    const VarD<B> vx = with_x ? v[0] : VarD<B>(x);
+                    const VarD<B> vg = with_params ? v[with_x ? 1 : 0] : VarD<B>(gamma);
+                    const VarD<B> vb = with_params ? v[with_x ? 2 : 1] : VarD<B>(beta);
+                    return fused_op ? F::batch_norm(vx, vg, vb, 1e-5) : composite(vx, vg, vb);
+                };
+                return jvp(f, in, t).tangent.to_host();
+            };
+            check_close(run(true), run(false), 1e-11, 1e-12, "batch_norm tangent");
+        }
         // And the fused op, FD-checked to second order (its recorded rule).
         check_gradients<B>(
             [](const std::vector<VarD<B>>& in) { return F::batch_norm(in[0], in[1], in[2], 1e-5); },

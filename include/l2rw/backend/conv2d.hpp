@@ -7,7 +7,8 @@
 // the call only and is small enough to stay in cache, and one GEMM with the weights reads or
 // writes that block of the image's NCHW output in place (no permute, the bias fused as the
 // GEMM's initial value). A 1x1 convolution with stride 1 and no padding skips the unfolding,
-// and a forward convolution with a small window (C·KH·KW ≤ direct_max_window) runs direct.
+// and on the Cpu backend a forward convolution with a small window (C·KH·KW ≤
+// direct_max_window) runs direct (on a device, one task per plane would leave it idle).
 // Backends without a strided GEMM (gemm_ld) take each image as one block.
 // On the Cpu backend the images run on the threads of parallel.hpp, each with its own
 // workspace; other backends take them in turn, each kernel parallel on its device.
@@ -136,9 +137,11 @@ inline constexpr index_t direct_max_window = 32;
 /// y [N, O, OH, OW] = conv2d(x [N, C, H, W], w [O, C, KH, KW]) (+ bias [O] when not null).
 template <class T, Backend B>
 void forward(const T* x, const T* w, const T* bias, T* y, index_t O, const kernel::Window2d& g) {
-    if (g.kk() <= direct_max_window && !is_pointwise(g)) {
-        B::for_each(g.n * O, kernel::Conv2dDirect<T>{x, w, bias, y, O, g});
-        return;
+    if constexpr (detail::HostTasks<B>) {
+        if (g.kk() <= direct_max_window && !is_pointwise(g)) {
+            B::for_each(g.n * O, kernel::Conv2dDirect<T>{x, w, bias, y, O, g});
+            return;
+        }
     }
     const index_t P = g.oh * g.ow, K = g.kk(), rows = detail::block_rows<T, B>(g);
     const index_t work = g.n * detail::image_work(g, O);

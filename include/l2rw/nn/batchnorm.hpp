@@ -39,9 +39,8 @@ Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>
         throw ShapeError("batch_norm: scale " + gamma.shape().str() + " and shift " +
                          beta.shape().str() + " for " + std::to_string(C) + " channels");
     Tensor<T, B> y(x.shape()), mean(Shape{C}), var(Shape{C}), inv(Shape{C});
-    B::for_each(C, kernel::BatchNormForward<T>{x.value().data(), gamma.value().data(),
-                                               beta.value().data(), y.data(), mean.data(),
-                                               var.data(), inv.data(), eps, N, C, S});
+    batchnorm::forward<T, B>(x.value().data(), gamma.value().data(), beta.value().data(), y.data(),
+                             mean.data(), var.data(), inv.data(), eps, N, C, S);
     if (stats) *stats = {mean, var};
     const Shape ss = x.rank() == 2 ? Shape{1, C} : Shape{1, C, 1, 1};
     const T inv_m = T(1) / static_cast<T>(N * S);
@@ -59,10 +58,9 @@ Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>
             const auto &X = c.in[0], &G = c.gout;
             if (!grad_enabled()) {  // first order: the fused kernel
                 Tensor<T, B> gx(X.shape()), gg(Shape{C}), gb(Shape{C});
-                B::for_each(C, kernel::BatchNormBackward<T>{
-                                   X.value().data(), G.value().data(), c.in[1].value().data(),
-                                   mean.data(), inv.data(), c.needs[0] ? gx.data() : nullptr,
-                                   gg.data(), gb.data(), N, C, S});
+                batchnorm::backward<T, B>(
+                    X.value().data(), G.value().data(), c.in[1].value().data(), mean.data(),
+                    inv.data(), c.needs[0] ? gx.data() : nullptr, gg.data(), gb.data(), N, C, S);
                 if (c.needs[0]) c.gin[0] = Var<T, B>(gx);
                 if (c.needs[1]) c.gin[1] = Var<T, B>(gg);
                 if (c.needs[2]) c.gin[2] = Var<T, B>(gb);
@@ -79,12 +77,11 @@ Var<T, B> batch_norm(const Var<T, B>& x, const Var<T, B>& gamma, const Var<T, B>
             const auto &X = c.in[0], &tx = c.tin[0], &tg = c.tin[1], &tb = c.tin[2];
             if (!grad_enabled()) {  // not recorded: the fused kernel
                 Tensor<T, B> t(X.shape());
-                B::for_each(C,
-                            kernel::BatchNormTangent<T>{
-                                X.value().data(), tx.defined() ? tx.value().data() : nullptr,
-                                c.in[1].value().data(), tg.defined() ? tg.value().data() : nullptr,
-                                tb.defined() ? tb.value().data() : nullptr, mean.data(), inv.data(),
-                                t.data(), N, C, S});
+                batchnorm::tangent<T, B>(
+                    X.value().data(), tx.defined() ? tx.value().data() : nullptr,
+                    c.in[1].value().data(), tg.defined() ? tg.value().data() : nullptr,
+                    tb.defined() ? tb.value().data() : nullptr, mean.data(), inv.data(), t.data(),
+                    N, C, S);
                 return Var<T, B>(t);
             }
             const auto [xhat, iv] = normalised(X);
