@@ -1,4 +1,5 @@
-// benchmarks/bench_models.hpp — the models and batches the step benchmarks time (float, Cpu):
+// benchmarks/bench_models.hpp — the models and batches the step benchmarks time (float, Cpu
+// unless L2RW_BENCH_BACKEND names another backend):
 // MLP 784-256-256-10, LeNet (1x28x28), ResNet-32 and WRN-28-10 (3x32x32), 10 classes, seeded
 // random inputs and labels, SGD with momentum. bench_meta_step.cpp and bench_distributed.cpp
 // take them from here, so that their cases time the same steps.
@@ -12,7 +13,13 @@ namespace l2rw_bench {
 
 using namespace l2rw;
 using T = float;
+// The backend: Cpu, unless a translation unit defines L2RW_BENCH_BACKEND before including
+// this header (benchmarks/device/bench_device.cu: Thrust<CUDA>).
+#if defined(L2RW_BENCH_BACKEND)
+using B = L2RW_BENCH_BACKEND;
+#else
 using B = Cpu;
+#endif
 using Model = nn::Sequential<T, B>;
 
 constexpr index_t classes = 10;
