@@ -215,6 +215,24 @@ inline double method_cost(const std::string& method) {
     return method == "l2rw" ? 2.5 : method == "hard_mining" ? 1.4 : 1.0;
 }
 
+/// What every run of the sweep shares (OUT/sweep.txt); a run adds its method, p and seed.
+inline io::Metadata sweep_definition(const Config& c, const Data& d) {
+    return {{"program", "mnist_imbalance"},
+            {"data", d.name + " " + d.dir},
+            {"classes", std::to_string(c.classes[0]) + "," + std::to_string(c.classes[1])},
+            {"train_size", std::to_string(c.train_size)},
+            {"clean", std::to_string(c.clean)},
+            {"batch", std::to_string(c.batch)},
+            {"lr", exact_str(c.lr)},
+            {"momentum", exact_str(c.momentum)},
+            {"eval_every", std::to_string(c.eval_every)}};
+}
+
+/// Which run a row of results.csv or evals.csv is: "method p seed".
+inline std::string run_key(const std::string& method, double p, std::uint64_t seed) {
+    return method + " " + pstr(p) + " " + std::to_string(seed);
+}
+
 /// Every run in order; with --resume, every checkpoint is checked against its run first.
 inline std::vector<PlannedRun> plan_runs(const Config& c, const Data& d) {
     std::vector<PlannedRun> plan;
@@ -224,19 +242,10 @@ inline std::vector<PlannedRun> plan_runs(const Config& c, const Data& d) {
                 PlannedRun run{m, p, c.first_seed + static_cast<std::uint64_t>(r), {}, {}, {}};
                 run.checkpoint = fs::path(c.out) / ("ckpt_" + m + "_p" + pstr(p) + "_seed" +
                                                     std::to_string(run.seed) + ".l2ck");
-                run.definition = {
-                    {"program", "mnist_imbalance"},
-                    {"data", d.name + " " + d.dir},
-                    {"classes", std::to_string(c.classes[0]) + "," + std::to_string(c.classes[1])},
-                    {"train_size", std::to_string(c.train_size)},
-                    {"proportion", pstr(p)},
-                    {"clean", std::to_string(c.clean)},
-                    {"batch", std::to_string(c.batch)},
-                    {"lr", exact_str(c.lr)},
-                    {"momentum", exact_str(c.momentum)},
-                    {"method", m},
-                    {"seed", std::to_string(run.seed)},
-                    {"eval_every", std::to_string(c.eval_every)}};
+                run.definition = sweep_definition(c, d);
+                run.definition["proportion"] = pstr(p);
+                run.definition["method"] = m;
+                run.definition["seed"] = std::to_string(run.seed);
                 if (c.resume) run.resume_at = resume_point(run.checkpoint, run.definition, c.steps);
                 plan.push_back(std::move(run));
             }

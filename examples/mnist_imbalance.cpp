@@ -16,10 +16,13 @@
 #include <l2rw/l2rw.hpp>
 #include <map>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "common.hpp"
 #include "figure2.hpp"
+#include "finished_runs.hpp"
 #include "flags.hpp"
 #include "imbalance_runs.hpp"
 #include "progress.hpp"
@@ -30,36 +33,157 @@ namespace fs = std::filesystem;
 
 namespace {
 
+const std::vector<std::string> result_columns{"method",
+                                              "proportion",
+                                              "seed",
+                                              "test_error",
+                                              "test_loss",
+                                              "train_size",
+                                              "train_minority",
+                                              "steps",
+                                              "steps_done",
+                                              "resumed_from_step",
+                                              "steps_run",
+                                              "seconds",
+                                              "seconds_per_step",
+                                              "skipped_batches",
+                                              "zero_weight_examples",
+                                              "zero_weight_at_evals"};
+const std::vector<std::string> eval_columns{"method",
+                                            "proportion",
+                                            "seed",
+                                            "step",
+                                            "test_error",
+                                            "zero_weight_last_batch",
+                                            "zero_weight_since_last_eval",
+                                            "examples_since_last_eval"};
+
+std::vector<std::string> result_row(const Config& c, const RunResult& r) {
+    return {r.method,
+            pstr(r.proportion),
+            std::to_string(r.seed),
+            examples::format("%.6f", r.error),
+            examples::format("%.6f", r.loss),
+            std::to_string(r.train_n),
+            std::to_string(r.train_minority),
+            std::to_string(c.steps),
+            std::to_string(r.steps_done),
+            std::to_string(r.first_step),
+            std::to_string(r.steps_run),
+            examples::format("%.3f", r.seconds),
+            examples::format(
+                "%.6f", r.steps_done > 0 ? r.seconds / static_cast<double>(r.steps_done) : 0.0),
+            std::to_string(r.skipped),
+            std::to_string(r.zero_total),
+            r.zero_at_evals};
+}
+
+std::vector<std::string> eval_row(const EvalRow& e) {
+    return {e.method,
+            pstr(e.proportion),
+            std::to_string(e.seed),
+            std::to_string(e.step),
+            examples::format("%.6f", e.error),
+            std::to_string(e.zero_last_batch),
+            std::to_string(e.zero_since),
+            std::to_string(e.examples_since)};
+}
+
+/// Field `name` of `row` as a number; CheckpointError naming the file when it is none.
+template <class N>
+N field(const examples::Csv& csv, const std::vector<std::string>& row, const std::string& name) {
+    const std::string& v = row[csv.column(name)];
+    try {
+        std::size_t used = 0;
+        N x{};
+        if constexpr (std::is_floating_point_v<N>)
+            x = static_cast<N>(std::stod(v, &used));
+        else
+            x = static_cast<N>(std::stoll(v, &used));
+        if (used == v.size()) return x;
+    } catch (const std::exception&) {
+    }
+    throw CheckpointError(csv.file + ": '" + v + "' in column " + name +
+                          " is not a number; the file is damaged");
+}
+
+/// What earlier sittings left in OUT's CSVs: the finished runs of this plan (key: run_key)
+/// with their evaluations, and every row of runs outside it, which are written back as read.
+struct Finished {
+    std::map<std::string, std::pair<RunResult, std::vector<EvalRow>>> planned;
+    std::vector<std::vector<std::string>> other_results, other_evals;
+};
+
+Finished read_finished(const Config& c, const std::vector<PlannedRun>& plan) {
+    Finished f;
+    const auto results = examples::read_csv(fs::path(c.out) / "results.csv");
+    if (!results) return f;
+    const auto evals = examples::read_csv(fs::path(c.out) / "evals.csv");
+    std::map<std::string, bool> in_plan;
+    for (const auto& r : plan) in_plan[run_key(r.method, r.proportion, r.seed)] = true;
+    auto key = [](const examples::Csv& csv, const std::vector<std::string>& row) {
+        return row[csv.column("method")] + " " + row[csv.column("proportion")] + " " +
+               row[csv.column("seed")];
+    };
+    for (const auto& row : results->rows) {
+        if (!in_plan.count(key(*results, row))) {
+            f.other_results.push_back(row);
+            continue;
+        }
+        RunResult r;
+        r.method = row[results->column("method")];
+        r.proportion = field<double>(*results, row, "proportion");
+        r.seed = field<std::uint64_t>(*results, row, "seed");
+        r.steps_done = field<std::int64_t>(*results, row, "steps_done");
+        if (r.steps_done != c.steps) continue;  // stopped early, or another --steps: run again
+        r.error = field<double>(*results, row, "test_error");
+        r.loss = field<double>(*results, row, "test_loss");
+        r.train_n = field<index_t>(*results, row, "train_size");
+        r.train_minority = field<index_t>(*results, row, "train_minority");
+        r.first_step = field<std::int64_t>(*results, row, "resumed_from_step");
+        r.steps_run = field<std::int64_t>(*results, row, "steps_run");
+        r.seconds = field<double>(*results, row, "seconds");
+        r.skipped = field<std::int64_t>(*results, row, "skipped_batches");
+        r.zero_total = field<std::int64_t>(*results, row, "zero_weight_examples");
+        r.zero_at_evals = row[results->column("zero_weight_at_evals")];
+        f.planned[key(*results, row)].first = r;
+    }
+    if (!evals) {
+        if (!f.planned.empty())
+            throw CheckpointError((fs::path(c.out) / "evals.csv").string() +
+                                  " is missing, but results.csv holds finished runs: both come "
+                                  "from one sweep; restore it or move results.csv away");
+        return f;
+    }
+    for (const auto& row : evals->rows) {
+        const std::string k = key(*evals, row);
+        if (!in_plan.count(k)) {
+            f.other_evals.push_back(row);
+            continue;
+        }
+        const auto it = f.planned.find(k);
+        if (it == f.planned.end()) continue;  // a run that goes again
+        EvalRow e{it->second.first.method, it->second.first.proportion, it->second.first.seed};
+        e.step = field<std::int64_t>(*evals, row, "step");
+        e.error = field<double>(*evals, row, "test_error");
+        e.zero_last_batch = field<std::int64_t>(*evals, row, "zero_weight_last_batch");
+        e.zero_since = field<std::int64_t>(*evals, row, "zero_weight_since_last_eval");
+        e.examples_since = field<std::int64_t>(*evals, row, "examples_since_last_eval");
+        it->second.second.push_back(e);
+    }
+    return f;
+}
+
 void write_results(const Config& c, const std::vector<RunResult>& runs,
-                   const std::vector<EvalRow>& evals) {
+                   const std::vector<EvalRow>& evals, const Finished& kept) {
     std::vector<std::vector<std::string>> rows;
-    for (const auto& r : runs)
-        rows.push_back(
-            {r.method, pstr(r.proportion), std::to_string(r.seed),
-             examples::format("%.6f", r.error), examples::format("%.6f", r.loss),
-             std::to_string(r.train_n), std::to_string(r.train_minority), std::to_string(c.steps),
-             std::to_string(r.steps_done), std::to_string(r.first_step),
-             std::to_string(r.steps_run), examples::format("%.3f", r.seconds),
-             examples::format(
-                 "%.6f", r.steps_done > 0 ? r.seconds / static_cast<double>(r.steps_done) : 0.0),
-             std::to_string(r.skipped), std::to_string(r.zero_total), r.zero_at_evals});
-    examples::write_csv(
-        fs::path(c.out) / "results.csv",
-        {"method", "proportion", "seed", "test_error", "test_loss", "train_size", "train_minority",
-         "steps", "steps_done", "resumed_from_step", "steps_run", "seconds", "seconds_per_step",
-         "skipped_batches", "zero_weight_examples", "zero_weight_at_evals"},
-        rows);
+    for (const auto& r : runs) rows.push_back(result_row(c, r));
+    rows.insert(rows.end(), kept.other_results.begin(), kept.other_results.end());
+    examples::write_csv(fs::path(c.out) / "results.csv", result_columns, rows);
     rows.clear();
-    for (const auto& e : evals)
-        rows.push_back({e.method, pstr(e.proportion), std::to_string(e.seed),
-                        std::to_string(e.step), examples::format("%.6f", e.error),
-                        std::to_string(e.zero_last_batch), std::to_string(e.zero_since),
-                        std::to_string(e.examples_since)});
-    examples::write_csv(
-        fs::path(c.out) / "evals.csv",
-        {"method", "proportion", "seed", "step", "test_error", "zero_weight_last_batch",
-         "zero_weight_since_last_eval", "examples_since_last_eval"},
-        rows);
+    for (const auto& e : evals) rows.push_back(eval_row(e));
+    rows.insert(rows.end(), kept.other_evals.begin(), kept.other_evals.end());
+    examples::write_csv(fs::path(c.out) / "evals.csv", eval_columns, rows);
 }
 
 void print_summary(const Config& c, const Data& d, const std::vector<RunResult>& runs) {
@@ -124,6 +248,10 @@ int run(Config c) {
     check_flags(c);
     const Data d = load_data(c);  // checks what depends on the data too
     auto plan = plan_runs(c, d);  // checks every checkpoint to resume from
+    // With --resume, the settings of OUT's earlier runs must be these, and its finished runs
+    // are taken from its CSVs (they outlive the checkpoints: see examples/finished_runs.hpp).
+    const bool carry = c.resume && examples::check_sweep_file(c.out, sweep_definition(c, d));
+    const Finished finished = carry ? read_finished(c, plan) : Finished{};
 
     if (d.fashion)
         std::printf(
@@ -150,10 +278,12 @@ int run(Config c) {
         "runs (estimated from the steps so far)\n",
         c.seeds, static_cast<unsigned long long>(c.first_seed), plan.size(), c.progress_every);
     fs::create_directories(c.out);
+    examples::write_sweep_file(c.out, sweep_definition(c, d));
 
     examples::Sweep sweep;
     for (const auto& r : plan) {
-        const std::int64_t first = r.resume_at.value_or(0);
+        const bool done = finished.planned.count(run_key(r.method, r.proportion, r.seed)) != 0;
+        const std::int64_t first = done ? c.steps : r.resume_at.value_or(0);
         sweep.plan(r.method,
                    c.session_steps > 0 ? std::min(c.steps, first + c.session_steps) : c.steps,
                    first, method_cost(r.method));
@@ -162,9 +292,23 @@ int run(Config c) {
     std::vector<EvalRow> evals;
     examples::Stopwatch all;
     for (std::size_t i = 0; i < plan.size(); ++i) {
-        runs.push_back(train_run(c, d, plan[i], i, plan.size(), sweep, evals));
-        write_results(c, runs, evals);  // after every run: partial results survive
+        const PlannedRun& r = plan[i];
+        const auto it = finished.planned.find(run_key(r.method, r.proportion, r.seed));
+        if (it != finished.planned.end()) {
+            runs.push_back(it->second.first);
+            evals.insert(evals.end(), it->second.second.begin(), it->second.second.end());
+            std::printf(
+                "[%zu/%zu] %s p=%s seed %llu: finished in an earlier sitting (%s): test "
+                "error %.2f%%\n",
+                i + 1, plan.size(), r.method.c_str(), pstr(r.proportion).c_str(),
+                static_cast<unsigned long long>(r.seed),
+                (fs::path(c.out) / "results.csv").string().c_str(), 100 * it->second.first.error);
+            continue;
+        }
+        runs.push_back(train_run(c, d, r, i, plan.size(), sweep, evals));
+        write_results(c, runs, evals, finished);  // after every run: partial results survive
     }
+    write_results(c, runs, evals, finished);  // also when every run was finished before
     print_summary(c, d, runs);
     std::printf("Total time %s\n", examples::format_duration(all.seconds()).c_str());
     return 0;

@@ -9,7 +9,9 @@
 # --resume (they finish), and with --resume again (all finished: only evaluated again).
 # After the second and the third, every CSV in CSVS must equal the straight run's, except the
 # columns that say how this invocation ran (timing, the step it resumed from, the steps it
-# ran). Exit status 77 (no data) prints L2RW_EXAMPLE_SKIPPED.
+# ran). With -DCARRY=ON a fourth pass deletes the checkpoints and runs --resume once more: every
+# run must be taken from the CSVs (examples/finished_runs.hpp) and they must stay equal. Exit
+# status 77 (no data) prints L2RW_EXAMPLE_SKIPPED.
 cmake_minimum_required(VERSION 3.25)
 foreach(var PROGRAM ARGS SESSION CSVS OUT_DIR)
     if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
@@ -77,10 +79,22 @@ run(split --session-steps ${SESSION})
 if(NOT last_output MATCHES "stopped early \\(--session-steps\\)")
     message(FATAL_ERROR "the --session-steps ${SESSION} run did not stop early:\n${last_output}")
 endif()
-foreach(pass IN ITEMS resumed "resumed again")
+set(passes resumed "resumed again")
+if(CARRY)
+    list(APPEND passes "resumed without checkpoints")
+endif()
+foreach(pass IN LISTS passes)
+    if(pass STREQUAL "resumed without checkpoints")
+        # A fresh clone: the CSVs (and sweep.txt) are there, the checkpoints are not.
+        file(GLOB checkpoints "${OUT_DIR}/split/*.l2ck")
+        file(REMOVE ${checkpoints})
+        set(want_line "finished in an earlier sitting")
+    else()
+        set(want_line "resuming from checkpoint")
+    endif()
     run(split --resume)
-    if(NOT last_output MATCHES "resuming from checkpoint")
-        message(FATAL_ERROR "the ${pass} run did not resume:\n${last_output}")
+    if(NOT last_output MATCHES "${want_line}" OR last_output MATCHES "starting from step 0")
+        message(FATAL_ERROR "the ${pass} run did not go on from where it was:\n${last_output}")
     endif()
     foreach(csv IN LISTS CSVS)
         stable("${OUT_DIR}/straight/${csv}" want)

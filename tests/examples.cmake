@@ -99,18 +99,21 @@ l2rw_example_test(NAME examples.noisy_labels.resume TARGET noisy_labels KIND noi
 
 # A run stopped by --session-steps and resumed reports what the uninterrupted one does
 # (tests/check_resume_equivalence.cmake): the CSVs equal but for timing and how it ran.
+# With CARRY, the run must go on from its CSVs alone once its checkpoints are deleted.
 function(l2rw_resume_equivalence_test name target session csvs)
-    string(JOIN "|" args ${ARGN})
+    cmake_parse_arguments(PARSE_ARGV 4 R "CARRY" "" "")
+    string(JOIN "|" args ${R_UNPARSED_ARGUMENTS})
     string(JOIN "|" csv_list ${csvs})
     add_test(NAME ${name}
         COMMAND "${CMAKE_COMMAND}" "-DPROGRAM=$<TARGET_FILE:${target}>" "-DARGS=${args}"
             "-DSESSION=${session}" "-DCSVS=${csv_list}" "-DOUT_DIR=${L2RW_EXAMPLE_OUT}/${name}"
+            "-DCARRY=${R_CARRY}"
             -P "${CMAKE_CURRENT_SOURCE_DIR}/check_resume_equivalence.cmake")
     set_tests_properties(${name} PROPERTIES LABELS "examples" TIMEOUT 600
         SKIP_REGULAR_EXPRESSION "L2RW_EXAMPLE_SKIPPED")
 endfunction()
 l2rw_resume_equivalence_test(examples.mnist_imbalance.resume_equivalence mnist_imbalance 10
-    "results.csv;evals.csv"
+    "results.csv;evals.csv" CARRY
     --train-size 300 --steps 15 --batch 50 --seeds 1 --proportions 0.95
     --methods uniform,hard_mining,l2rw --eval-every 4 --checkpoint-every 5)
 l2rw_resume_equivalence_test(examples.noisy_labels.resume_equivalence noisy_labels 7
@@ -166,6 +169,12 @@ l2rw_bad_flag_test(mi.resume_other_run ${mi}
     "saved by another run \\(classes is '4,9' there, '4,6' here; lr is '0.001' there, '0.1' here\\)"
     SETUP ${mi_small} --classes 4,9 --lr 0.001
     ARGS ${mi_small} --classes 4,6 --lr 0.1 --resume)
+# No checkpoints, only the CSVs and sweep.txt of an earlier sitting: they are refused too.
+l2rw_bad_flag_test(mi.resume_other_sweep ${mi}
+    "the runs in .* were made with other settings \\(lr is '0.001' there, '0.1' here\\)"
+    SETUP --train-size 300 --steps 10 --batch 50 --seeds 1 --proportions 0.95 --methods uniform
+    ARGS --train-size 300 --steps 10 --batch 50 --seeds 1 --proportions 0.95 --methods uniform
+         --lr 0.1 --resume)
 l2rw_bad_flag_test(mi.resume_past_steps ${mi}
     "was saved after step 10, past the 5 steps of this run: its model is not a 5-step result"
     SETUP ${mi_small}

@@ -66,6 +66,25 @@ inline constexpr std::uint32_t checkpoint_oldest_version = 1;
 /// key -> value, both any bytes, keys not empty.
 using Metadata = std::map<std::string, std::string>;
 
+/// How `here` differs from `there`, in words: "k is 'a' there, 'b' here; j is not set there,
+/// 'c' here; ..." for every key that differs (empty when they are equal).
+inline std::string metadata_differences(const Metadata& there, const Metadata& here) {
+    std::string diff;
+    auto add = [&](const std::string& k, const std::string& a, const std::string& b) {
+        diff += (diff.empty() ? "" : "; ") + k + " is " + a + " there, " + b + " here";
+    };
+    for (const auto& [k, v] : here) {
+        const auto it = there.find(k);
+        if (it == there.end())
+            add(k, "not set", "'" + v + "'");
+        else if (it->second != v)
+            add(k, "'" + it->second + "'", "'" + v + "'");
+    }
+    for (const auto& [k, v] : there)
+        if (!here.count(k)) add(k, "'" + v + "'", "not set");
+    return diff;
+}
+
 /// What an entry of a checkpoint is.
 enum class EntryKind : std::uint8_t { parameter = 0, buffer = 1, optimizer_state = 2 };
 

@@ -162,20 +162,8 @@ inline constexpr std::uint64_t stream_rank = 0x10000;
 /// call it on io::probe_checkpoint's answer for each of them before it starts the first.
 inline void check_resume(const std::string& file, const io::CheckpointInfo& info,
                          const io::Metadata& run, std::int64_t steps) {
-    std::string diff;
-    auto add = [&](const std::string& k, const std::string& there, const std::string& here) {
-        diff += (diff.empty() ? "" : "; ") + k + " is " + there + " there, " + here + " here";
-    };
-    const auto old = detail::metadata_part(info.metadata, detail::run_prefix);
-    for (const auto& [k, v] : run) {
-        const auto it = old.find(k);
-        if (it == old.end())
-            add(k, "not set", "'" + v + "'");
-        else if (it->second != v)
-            add(k, "'" + it->second + "'", "'" + v + "'");
-    }
-    for (const auto& [k, v] : old)
-        if (!run.count(k)) add(k, "'" + v + "'", "not set");
+    const std::string diff =
+        io::metadata_differences(detail::metadata_part(info.metadata, detail::run_prefix), run);
     if (!diff.empty())
         throw CheckpointError("checkpoint " + file + " was saved by another run (" + diff +
                               "): resume with the settings it was made with, or move it away to "
