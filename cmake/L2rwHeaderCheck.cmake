@@ -7,7 +7,8 @@
 # <target> (part of `all`). Headers whose path contains "thrust" go into <target>_thrust, which
 # links THRUST_TARGET, and those named "mpi" into <target>_mpi, which links MPI_TARGET; either
 # group is skipped when its target is not given. Building <target> also builds the others.
-# dist/nccl.hpp needs the CUDA toolkit: the nvcc check (tests/CMakeLists.txt) compiles it.
+# dist/nccl.hpp and backend/cuda.hpp need the CUDA toolkit: the nvcc check
+# (tests/CMakeLists.txt) compiles them.
 function(l2rw_add_header_check target)
     cmake_parse_arguments(PARSE_ARGV 1 ARG "" "HEADER_DIR;THRUST_TARGET;MPI_TARGET" "")
     file(GLOB_RECURSE headers CONFIGURE_DEPENDS
@@ -22,7 +23,7 @@ function(l2rw_add_header_check target)
     foreach(header IN LISTS headers)
         if((header MATCHES "thrust" AND NOT ARG_THRUST_TARGET)
            OR (header MATCHES "/mpi\\.hpp$" AND NOT ARG_MPI_TARGET)
-           OR header MATCHES "/nccl\\.hpp$")
+           OR header MATCHES "/(nccl|cuda)\\.hpp$")
             list(APPEND skipped "${header}")
             continue()
         endif()
