@@ -1,15 +1,20 @@
-// examples/noisy_labels.cpp — the noisy-label experiments of Ren et al. (2018), §4.2, Tables 1
-// and 2: CIFAR-10/100 training labels corrupted by UniformFlip (to any other class) or
-// BackgroundFlip (to one background class), a small clean validation set split off the
-// training set (1,000 images for UniformFlip, 10 per class for BackgroundFlip), ResNet-32 (or
+// examples/noisy_labels.cpp — the noisy-label experiments of Ren et al. (2018), §4.2-4.3,
+// Tables 1 and 2, Figures 3 and 5: CIFAR-10/100 training labels corrupted by UniformFlip (to any
+// other class) or BackgroundFlip (to one background class), a small clean validation set split off
+// the training set (1,000 images for UniformFlip, 10 per class for BackgroundFlip), ResNet-32 (or
 // WRN-28-10, or LeNet) trained by SGD (lr 0.1, momentum 0.9, weight decay 5e-4, batch 100,
 // ×0.1 at 40k and 60k of 80k steps) under each weighting method, and the "+FT" variants that
 // fine-tune the trained model on the clean set. Reports test accuracy (mean ± std over seeds),
-// the share of the weight that went to examples with flipped labels, and the time. Every flag
-// is checked, and every checkpoint to resume from, before anything is printed.
+// the share of the weight that went to examples with flipped labels, and the time. Several
+// noise ratios (--ratio 0,0.1,...) give Figure 5, test accuracy against the ratio; a dump of
+// the weights from a step on (--weight-dump-step) gives Figure 3, the weights of clean and of
+// flipped examples. Every flag is checked, and every checkpoint to resume from, before
+// anything is printed.
 //
 //   noisy_labels --data ~/cifar-10-batches-bin --noise uniform --model wrn28-10
 //   noisy_labels --noise background --steps 2000 --methods uniform,l2rw,uniform+ft
+//   noisy_labels --model lenet --steps 2000 --ratio 0,0.2,0.4 --methods uniform,l2rw
+//   noisy_labels --model lenet --steps 2000 --weight-dump-step 1000 --methods l2rw
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
@@ -23,21 +28,15 @@
 
 #include "common.hpp"
 #include "flags.hpp"
+#include "noisy_report.hpp"
 #include "noisy_runs.hpp"
 #include "progress.hpp"
+#include "weight_dump.hpp"
 
 using namespace l2rw;
 using namespace examples::noisy;
 
 namespace {
-
-struct RunResult {
-    std::string method;
-    std::uint64_t seed = 0;
-    index_t background = -1;
-    double accuracy = 0, loss = 0, seconds = 0, flipped_share = -1;
-    std::int64_t steps_done = 0, steps_run = 0, first_step = 0, ft_steps_done = 0, skipped = 0;
-};
 
 /// The paper's full schedule for a model: total steps and the two decay points.
 struct Schedule {
@@ -70,85 +69,15 @@ std::shared_ptr<Model> make_model(const Config& c, const data::Dataset& ds, std:
     return nn::lenet<T, B>(nn::LeNetOptions{ds.c, ds.h, ds.classes}, seed);
 }
 
-void write_results(const Config& c, const std::vector<RunResult>& runs, const Data& d,
-                   double flipped_fraction) {
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& r : runs) {
-        const auto n = r.steps_done + r.ft_steps_done;
-        rows.push_back(
-            {r.method, std::to_string(r.seed), d.name, c.model, c.noise,
-             examples::format("%g", c.ratio), std::to_string(r.background),
-             std::to_string(d.clean_n), examples::format("%.6f", flipped_fraction),
-             examples::format("%.6f", r.accuracy), examples::format("%.6f", r.loss),
-             r.flipped_share < 0 ? std::string{} : examples::format("%.6f", r.flipped_share),
-             std::to_string(r.steps_done), std::to_string(r.first_step),
-             std::to_string(r.steps_run), std::to_string(r.ft_steps_done),
-             std::to_string(r.skipped), examples::format("%.3f", r.seconds),
-             examples::format("%.6f", n > 0 ? r.seconds / static_cast<double>(n) : 0.0)});
-    }
-    examples::write_csv(fs::path(c.out) / "results.csv",
-                        {"method", "seed", "dataset", "model", "noise", "ratio", "background_class",
-                         "clean_size", "flipped_fraction", "test_accuracy", "test_loss",
-                         "flipped_weight_share", "steps_done", "resumed_from_step", "steps_run",
-                         "ft_steps_done", "skipped_batches", "seconds", "seconds_per_step"},
-                        rows);
-}
-
-void print_summary(const Config& c, const Data& d, const std::vector<RunResult>& runs,
-                   double flipped_fraction) {
-    std::printf(
-        "\nTest accuracy (%%), mean ± std over %d seed(s): %s, %s, %s noise %g, %ld clean "
-        "images, %lld steps\n",
-        c.seeds, d.name.c_str(), c.model.c_str(),
-        c.noise == "uniform" ? "UniformFlip" : "BackgroundFlip", c.ratio,
-        static_cast<long>(d.clean_n), static_cast<long long>(c.steps));
-    examples::Table table({"method", "test acc %", "flipped weight %", "s/step", "time"});
-    std::vector<std::string> order;
-    std::size_t unfinished = 0;
-    for (const auto& r : runs) {
-        if (std::find(order.begin(), order.end(), r.method) == order.end())
-            order.push_back(r.method);
-        unfinished += r.steps_done < c.steps;
-    }
-    for (const auto& m : order) {
-        std::vector<double> acc, share;
-        double secs = 0;
-        std::int64_t n = 0;
-        for (const auto& r : runs)
-            if (r.method == m) {
-                acc.push_back(r.accuracy);
-                if (r.flipped_share >= 0) share.push_back(r.flipped_share);
-                secs += r.seconds;
-                n += r.steps_done + r.ft_steps_done;
-            }
-        const auto a = examples::mean_std(acc);
-        const auto s = examples::mean_std(share);
-        table.add({m, examples::format("%.2f ± %.2f", 100 * a.mean, 100 * a.stddev),
-                   share.empty() ? "-" : examples::format("%.1f", 100 * s.mean),
-                   n ? examples::format("%.4f", secs / static_cast<double>(n)) : "-",
-                   examples::format_duration(secs)});
-    }
-    table.print();
-    if (unfinished)
-        std::printf(
-            "%zu of %zu results are of runs stopped before step %lld (--session-steps); run again "
-            "with --resume to finish them.\n",
-            unfinished, runs.size(), static_cast<long long>(c.steps));
-    std::printf(
-        "Flipped labels: %.1f%% of the training set. \"flipped weight\" is the mean share of a "
-        "batch's weight on them (uniform weights give about that fraction).\n"
-        "Results: %s\n",
-        100 * flipped_fraction, (fs::path(c.out) / "results.csv").string().c_str());
-}
-
-/// What defines every run of this configuration (a phase adds its method, seed and steps).
-io::Metadata base_definition(const Config& c, const Data& d) {
+/// What defines every run of this configuration at noise ratio `ratio` (a phase adds its
+/// method, seed and steps).
+io::Metadata base_definition(const Config& c, const Data& d, double ratio) {
     return {{"program", "noisy_labels"},
             {"data", d.name + " " + d.dir},
             {"train_size", std::to_string(c.train_size)},
             {"first_seed", std::to_string(c.first_seed)},
             {"noise", c.noise},
-            {"ratio", examples::exact_str(c.ratio)},
+            {"ratio", examples::exact_str(ratio)},
             {"clean", std::to_string(d.clean_n) + (d.per_class ? " per class" : " in all")},
             {"background_class", std::to_string(c.background_class)},
             {"model", c.model},
@@ -161,12 +90,12 @@ io::Metadata base_definition(const Config& c, const Data& d) {
             {"eval_every", std::to_string(c.eval_every)}};
 }
 
-int run(Config c, bool steps_given) {
+int run(Config c) {
     // ---- flags, data, and every checkpoint, before anything is printed --------------------
-    check_flags(c);
     const auto plan = plan_variants(c.methods);
     const Schedule full = paper_schedule(c.model);
-    if (!steps_given) c.steps = full.total;
+    if (!c.steps_given) c.steps = full.total;
+    check_flags(c, plan);
     const double scale = static_cast<double>(c.steps) / static_cast<double>(full.total);
     std::vector<std::int64_t> decays;
     for (auto d : {full.decay1, full.decay2}) {
@@ -189,23 +118,39 @@ int run(Config c, bool steps_given) {
                    ? c.background_class
                    : paper_backgrounds[static_cast<std::size_t>(r) % paper_backgrounds.size()];
     };
-    // The phases: per seed, per base method, its training and (when asked) its fine-tuning.
-    const io::Metadata base = base_definition(c, d);
+    // With several noise ratios, a run's ratio is in its file names and its messages.
+    const bool by_ratio = c.ratios.size() > 1;
+    auto file_tag = [&](double ratio) {
+        return by_ratio ? "_" + examples::file_safe(ratio_str(ratio)) : std::string{};
+    };
+    auto label_tag = [&](double ratio) {
+        return by_ratio ? " ratio " + ratio_str(ratio) : std::string{};
+    };
+    auto dump_file = [&](const std::string& method, double ratio, std::uint64_t seed) {
+        return fs::path(c.out) /
+               ("weights_" + method + "_" + examples::file_safe(ratio_str(ratio)) + "_seed" +
+                std::to_string(seed) + ".csv");
+    };
+    // The phases: per ratio, per seed, per base method, its training and (when asked) its
+    // fine-tuning.
     examples::Sweep sweep;
     std::vector<Phase> phases;
     std::size_t results = 0;
     for (const auto& v : plan) results += static_cast<std::size_t>(v.plain) + v.ft;
-    results *= static_cast<std::size_t>(c.seeds);
+    results *= static_cast<std::size_t>(c.seeds) * c.ratios.size();
     const auto cost = measured_step_cost(c.model);
-    for (int r = 0; r < c.seeds; ++r) {
-        const std::uint64_t seed = c.first_seed + static_cast<std::uint64_t>(r);
+    const auto trials = c.ratios.size() * static_cast<std::size_t>(c.seeds);
+    for (std::size_t t = 0; t < trials; ++t) {  // per ratio, per seed
+        const double ratio = c.ratios[t / static_cast<std::size_t>(c.seeds)];
+        const std::uint64_t seed = c.first_seed + t % static_cast<std::size_t>(c.seeds);
+        const io::Metadata base = base_definition(c, d, ratio);
         for (const auto& v : plan) {
             for (const bool ft : {false, true}) {
                 if (ft && !v.ft) continue;
                 Phase ph;
                 const std::string name = v.base + (ft ? "+ft" : "");
-                ph.checkpoint =
-                    fs::path(c.out) / ("ckpt_" + name + "_seed" + std::to_string(seed) + ".l2ck");
+                ph.checkpoint = fs::path(c.out) / ("ckpt_" + name + file_tag(ratio) + "_seed" +
+                                                   std::to_string(seed) + ".l2ck");
                 ph.definition = base;
                 ph.definition["method"] = name;
                 ph.definition["seed"] = std::to_string(seed);
@@ -235,9 +180,11 @@ int run(Config c, bool steps_given) {
             "No --data given: using Fashion-MNIST (28x28x1, 10 classes) from %s in place of "
             "CIFAR.\n",
             d.dir.c_str());
+    std::string ratios;
+    for (double r : c.ratios) ratios += (ratios.empty() ? "" : ", ") + ratio_str(r);
     std::printf(
-        "%s: %ld training images (%ld of them clean validation%s), %ld test; %s noise, ratio "
-        "%g\n"
+        "%s: %ld training images (%ld of them clean validation%s), %ld test; %s noise, ratio%s "
+        "%s\n"
         "%s, SGD lr %g momentum %g weight decay %g (our choice: the paper gives none), batch "
         "%ld, %lld steps, lr x0.1 at",
         d.name.c_str(), static_cast<long>(d.train.n), static_cast<long>(d.clean_n),
@@ -245,9 +192,9 @@ int run(Config c, bool steps_given) {
             ? examples::format(", %ld per class", static_cast<long>(d.clean_n / d.train.classes))
                   .c_str()
             : "",
-        static_cast<long>(d.test.n), uniform_noise ? "UniformFlip" : "BackgroundFlip", c.ratio,
-        c.model.c_str(), c.lr, c.momentum, c.weight_decay, static_cast<long>(c.batch),
-        static_cast<long long>(c.steps));
+        static_cast<long>(d.test.n), uniform_noise ? "UniformFlip" : "BackgroundFlip",
+        by_ratio ? "s" : "", ratios.c_str(), c.model.c_str(), c.lr, c.momentum, c.weight_decay,
+        static_cast<long>(c.batch), static_cast<long long>(c.steps));
     for (auto k : decays) std::printf(" %lld", static_cast<long long>(k));
     if (decays.empty()) std::printf(" (none)");
     std::printf("; augmentation (pad 4, crop, flip) %s\n", augment ? "on" : "off");
@@ -258,7 +205,16 @@ int run(Config c, bool steps_given) {
             "+FT: %lld steps on the clean set alone, SGD lr %g momentum %g weight decay %g "
             "(fresh momentum)\n",
             static_cast<long long>(c.ft_steps), c.ft_lr, c.momentum, c.weight_decay);
-    if (!steps_given) {
+    if (c.weight_dump_step >= 0) {
+        std::printf("Weight dump: steps %lld..%lld of", static_cast<long long>(c.weight_dump_step),
+                    static_cast<long long>(
+                        std::min(c.steps, c.weight_dump_step + c.weight_dump_batches) - 1));
+        for (const auto& v : plan)
+            if (examples::per_example_weights(v.base)) std::printf(" %s", v.base.c_str());
+        std::printf(" to %s, and Figure 3\n",
+                    (fs::path(c.out) / "weights_<method>_<ratio>_seed<s>.csv").string().c_str());
+    }
+    if (!c.steps_given) {
         std::printf("No --steps given: this is the paper's full schedule, %lld steps per run. ",
                     static_cast<long long>(c.steps));
         if (cost) {
@@ -271,7 +227,8 @@ int run(Config c, bool steps_given) {
                 "On this project's 2-core machine a %s step took %.2f s (%.2f s with "
                 "l2rw), so these %zu result(s) would take about %s there. ",
                 c.model.c_str(), cost->plain, cost->l2rw, results,
-                examples::format_duration(est * c.seeds).c_str());
+                examples::format_duration(est * c.seeds * static_cast<double>(c.ratios.size()))
+                    .c_str());
         }
         std::printf(
             "The first progress line estimates the time on this machine; --steps N "
@@ -285,10 +242,15 @@ int run(Config c, bool steps_given) {
 
     // ---- runs ----------------------------------------------------------------------------
     std::vector<RunResult> runs;
+    std::vector<DumpedRun> dumps;
     std::size_t run_no = 0, phase_no = 0;
-    double flipped_fraction = 0;
+    std::vector<double> flipped(c.ratios.size(), 0.0);  // the share of flipped labels per ratio
     examples::Stopwatch all;
-    for (int r = 0; r < c.seeds; ++r) {
+    for (std::size_t t = 0; t < trials; ++t) {  // per ratio, per seed, as planned
+        const std::size_t q = t / static_cast<std::size_t>(c.seeds);
+        const int r = static_cast<int>(t % static_cast<std::size_t>(c.seeds));
+        const double ratio = c.ratios[q];
+        const std::string at = label_tag(ratio);
         const std::uint64_t seed = c.first_seed + static_cast<std::uint64_t>(r);
         Rng rng(examples::derive_seed(seed, 0x2c));
         const auto split = d.per_class
@@ -297,14 +259,14 @@ int run(Config c, bool steps_given) {
                                : data::split_clean_validation(d.train, data::Total{d.clean_n}, rng);
         const index_t bg = background_of(r);
         const data::Dataset train = uniform_noise
-                                        ? data::uniform_flip(split.train, c.ratio, rng)
-                                        : data::background_flip(split.train, c.ratio, bg, rng);
+                                        ? data::uniform_flip(split.train, ratio, rng)
+                                        : data::background_flip(split.train, ratio, bg, rng);
         const data::Dataset& clean = split.val;
-        flipped_fraction =
-            static_cast<double>(std::count(train.noisy.begin(), train.noisy.end(), true)) /
-            static_cast<double>(train.n);
+        flipped[q] = static_cast<double>(std::count(train.noisy.begin(), train.noisy.end(), true)) /
+                     static_cast<double>(train.n);
         if (!uniform_noise)
-            std::printf("seed %llu: background class %ld%s\n",
+            std::printf("%sseed %llu: background class %ld%s\n",
+                        by_ratio ? ("ratio " + ratio_str(ratio) + " ").c_str() : "",
                         static_cast<unsigned long long>(seed), static_cast<long>(bg),
                         d.fashion
                             ? examples::format(" (%s)", examples::fashion_class_name(bg)).c_str()
@@ -328,13 +290,21 @@ int run(Config c, bool steps_given) {
                 };
             // The label counts the plain result when it is asked for, else the run it feeds.
             Phase& ph = phases[phase_no++];
-            ph.label = examples::format("[%zu/%zu] %s seed %llu", run_no + 1, results,
+            ph.label = examples::format("[%zu/%zu] %s%s seed %llu", run_no + 1, results,
                                         (v.plain ? v.base : v.base + " (for +ft)").c_str(),
-                                        static_cast<unsigned long long>(seed));
-            const auto p = run_phase(c, ph, *model, opt, *policy, train, clean, d.test, o, sweep);
+                                        at.c_str(), static_cast<unsigned long long>(seed));
+            std::optional<examples::WeightDump> dump;
+            if (c.weight_dump_step >= 0 && examples::per_example_weights(v.base))
+                dump.emplace(dump_file(v.base, ratio, seed), c.weight_dump_step,
+                             c.weight_dump_batches);
+            const auto p = run_phase(c, ph, *model, opt, *policy, train, clean, d.test, o, sweep,
+                                     dump ? &*dump : nullptr);
+            if (dump) dumps.push_back({v.base, ratio, dump->rows()});
             RunResult res;
             res.method = v.base;
             res.seed = seed;
+            res.ratio = ratio;
+            res.flipped_fraction = flipped[q];
             res.background = bg;
             res.seconds = p.seconds;
             res.flipped_share = p.flipped_share;
@@ -349,7 +319,7 @@ int run(Config c, bool steps_given) {
                 x.accuracy = ev.accuracy;
                 x.loss = ev.loss;
                 const auto n = x.steps_done + x.ft_steps_done;
-                std::printf("%s seed %llu: test accuracy %.2f%%", x.method.c_str(),
+                std::printf("%s%s seed %llu: test accuracy %.2f%%", x.method.c_str(), at.c_str(),
                             static_cast<unsigned long long>(x.seed), 100 * x.accuracy);
                 if (x.flipped_share >= 0)
                     std::printf(", weight on flipped labels %.1f%%", 100 * x.flipped_share);
@@ -357,7 +327,7 @@ int run(Config c, bool steps_given) {
                             x.seconds, n ? 1e3 * x.seconds / static_cast<double>(n) : 0.0,
                             finished ? "" : " -- stopped early (--session-steps)");
                 runs.push_back(x);
-                write_results(c, runs, d, flipped_fraction);
+                write_results(c, runs, d);
             };
             if (v.plain) {
                 ++run_no;
@@ -368,9 +338,9 @@ int run(Config c, bool steps_given) {
             Phase& fph = phases[phase_no++];
             if (!finished) {  // fine-tune only a finished run
                 sweep.drop(fph.sweep_index);
-                std::printf("%s+ft seed %llu: not fine-tuned: %s stopped at step %lld of %lld\n",
-                            v.base.c_str(), static_cast<unsigned long long>(seed), v.base.c_str(),
-                            static_cast<long long>(res.steps_done),
+                std::printf("%s+ft%s seed %llu: not fine-tuned: %s stopped at step %lld of %lld\n",
+                            v.base.c_str(), at.c_str(), static_cast<unsigned long long>(seed),
+                            v.base.c_str(), static_cast<long long>(res.steps_done),
                             static_cast<long long>(c.steps));
                 continue;
             }
@@ -380,8 +350,9 @@ int run(Config c, bool steps_given) {
             meta::TrainOptions fo;  // what meta::fine_tune does, plus checkpoints
             fo.batch_size = c.batch;
             fo.seed = examples::derive_seed(seed, 0xf7);
-            fph.label = examples::format("[%zu/%zu] %s+ft seed %llu (fine-tuning)", run_no, results,
-                                         v.base.c_str(), static_cast<unsigned long long>(seed));
+            fph.label =
+                examples::format("[%zu/%zu] %s+ft%s seed %llu (fine-tuning)", run_no, results,
+                                 v.base.c_str(), at.c_str(), static_cast<unsigned long long>(seed));
             const auto q = run_phase(c, fph, *model, ft_opt, uniform, clean, data::Dataset{},
                                      d.test, fo, sweep);
             RunResult f = res;
@@ -391,7 +362,8 @@ int run(Config c, bool steps_given) {
             record(f);
         }
     }
-    print_summary(c, d, runs, flipped_fraction);
+    print_summary(c, d, runs, flipped);
+    if (c.weight_dump_step >= 0) draw_weight_figure(c, d, dumps);
     std::printf("Total time %s\n", examples::format_duration(all.seconds()).c_str());
     return 0;
 }
@@ -400,98 +372,15 @@ int run(Config c, bool steps_given) {
 
 int main(int argc, char** argv) {
     examples::line_buffered_stdout();
-    using examples::at_least, examples::between, examples::from_below, examples::greater_than,
-        examples::one_of;
     Config c;
     CLI::App app{
-        "Noisy labels (Ren et al. 2018, sec. 4.2, Tables 1 and 2): CIFAR-10/100 with UniformFlip "
-        "or BackgroundFlip label noise, a small clean validation set, each example-weighting "
-        "method and the +FT (fine-tune on the clean set) variants. Without --data it runs on "
-        "Fashion-MNIST (Debian's dataset-fashion-mnist) and says so. Every flag is checked "
-        "before anything runs."};
-    app.add_option("--data", c.data_dir,
-                   "directory of the CIFAR binary files (cifar-10-batches-bin or cifar-100-binary, "
-                   "or their parent); default: Fashion-MNIST from the system");
-    app.add_option("--dataset", c.dataset, "cifar10 or cifar100 (with --data)")
-        ->check(one_of({"cifar10", "cifar100"}))
-        ->capture_default_str();
-    app.add_option("--noise", c.noise,
-                   "uniform (UniformFlip: to any other class) or background (BackgroundFlip: to "
-                   "one background class)")
-        ->check(one_of({"uniform", "background"}))
-        ->capture_default_str();
-    app.add_option("--ratio", c.ratio, "share of the training labels flipped, in [0, 1]")
-        ->check(between(0, 1))
-        ->capture_default_str();
-    app.add_option("--clean", c.clean,
-                   "clean validation images in all, split off the training set, stratified "
-                   "(default for uniform noise: 1000)")
-        ->check(at_least(1));
-    app.add_option("--clean-per-class", c.clean_per_class,
-                   "clean validation images per class (default for background noise: 10)")
-        ->check(at_least(1));
-    app.add_option("--background-class", c.background_class,
-                   "the background class of BackgroundFlip; default: the paper's per-trial "
-                   "classes 0,1,3,5,7 (CIFAR-100: 7,12,41,62,85), one per seed in turn")
-        ->check(at_least(0));
-    app.add_option("--model", c.model,
-                   "resnet32 (the paper's BackgroundFlip model), wrn28-10 (UniformFlip), or lenet")
-        ->check(one_of({"resnet32", "wrn28-10", "lenet"}))
-        ->capture_default_str();
-    app.add_option("--methods", c.methods,
-                   "comma-separated: uniform, random, reed_soft, reed_hard, l2rw (also proportion, "
-                   "resample, hard_mining); append +ft for the fine-tuned variant (uniform+ft = "
-                   "the paper's Baseline +FT). A method and its +ft share one training run")
-        ->delimiter(',')
-        ->capture_default_str();
-    auto* steps =
-        app.add_option("--steps", c.steps,
-                       "training steps; default the paper's 80000 (wrn28-10: 60000): with the "
-                       "default 7 methods, days on a CPU (the program prints its estimate). "
-                       "The decay points (40k/60k of 80k, 40k/50k of 60k) scale with it")
-            ->check(at_least(1));
-    app.add_option("--lr", c.lr, "initial learning rate")
-        ->check(greater_than(0))
-        ->capture_default_str();
-    app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")
-        ->check(from_below(0, 1))
-        ->capture_default_str();
-    app.add_option("--weight-decay", c.weight_decay,
-                   "L2 weight decay (the paper uses weight decay without giving the value)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_option("--batch", c.batch, "minibatch size")->check(at_least(1))->capture_default_str();
-    app.add_option("--ft-steps", c.ft_steps,
-                   "+FT steps on the clean set; default the paper's 5000, scaled by steps / full "
-                   "schedule when --steps is shorter")
-        ->check(at_least(1));
-    app.add_option("--ft-lr", c.ft_lr,
-                   "+FT learning rate; default the rate the schedule ends at (lr x 0.01)")
-        ->check(greater_than(0));
-    app.add_option("--augment", c.augment,
-                   "pad-4 random crop and horizontal flip of training batches: auto (on for "
-                   "CIFAR, off for Fashion-MNIST), on, off")
-        ->check(one_of({"auto", "on", "off"}))
-        ->capture_default_str();
-    app.add_option("--train-size", c.train_size,
-                   "use a random subset of this many training images (0: all)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    app.add_option("--test-size", c.test_size, "evaluate on the first N test images (0: all)")
-        ->check(at_least(0))
-        ->capture_default_str();
-    auto* dataset = app.get_option("--dataset");
-    add_sweep_flags(
-        app, c,
-        {.seeds = "trials (clean split, noise, initialisation) per method; the paper uses 5",
-         .eval_every = "evaluate on the test set every N steps (0: only at the end)",
-         .out = "output directory: results.csv and checkpoints",
-         .checkpoint_every = "save model, optimizer and running sums to "
-                             "OUT/ckpt_<method>_seed<s>.l2ck (and ckpt_<method>+ft_seed<s>.l2ck) "
-                             "every N steps and at the end (0: never)",
-         .resume = "continue every run from its checkpoint in OUT when there is one; a "
-                   "checkpoint made with other settings is refused"});
+        "Noisy labels (Ren et al. 2018, sec. 4.2-4.3, Tables 1 and 2, Figures 3 and 5): "
+        "CIFAR-10/100 with UniformFlip or BackgroundFlip label noise, a small clean validation "
+        "set, each example-weighting method and the +FT (fine-tune on the clean set) variants. "
+        "Without --data it runs on Fashion-MNIST (Debian's dataset-fashion-mnist) and says so. "
+        "Every flag is checked before anything runs."};
+    const auto note_given = add_flags(app, c);
     CLI11_PARSE(app, argc, argv);
-    c.dataset_given = dataset->count() > 0;
-    return examples::run_main("noisy_labels", [&] { return run(c, steps->count() > 0); });
+    note_given();
+    return examples::run_main("noisy_labels", [&] { return run(c); });
 }

@@ -1,13 +1,16 @@
-// examples/noisy_runs.hpp — what examples/noisy_labels.cpp runs: its configuration and the
-// checks that need more than one flag, its data (loaded and checked before anything is
-// printed), and one phase of training (a method, or the fine-tuning after it) with progress,
-// evaluations, and checkpoints that carry the phase's definition and running sums.
+// examples/noisy_runs.hpp — what examples/noisy_labels.cpp runs: its configuration, its flags
+// and the checks that need more than one of them, its data (loaded and checked before
+// anything is printed), and one phase of training (a method, or the fine-tuning after it)
+// with progress, evaluations, checkpoints that carry the phase's definition and running sums,
+// and (when asked) a dump of the weights over a window of steps (examples/weight_dump.hpp).
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <l2rw/l2rw.hpp>
 #include <optional>
 #include <string>
@@ -16,6 +19,7 @@
 #include "common.hpp"
 #include "flags.hpp"
 #include "progress.hpp"
+#include "weight_dump.hpp"
 
 namespace examples::noisy {
 
@@ -31,7 +35,7 @@ struct Config : SweepConfig {
         out = default_out_dir("noisy_labels_out");
     }
     std::string data_dir, dataset = "cifar10", noise = "uniform", model = "resnet32";
-    double ratio = 0.4;
+    std::vector<double> ratios{0.4};
     index_t clean = -1, clean_per_class = -1, background_class = -1;  // -1: not given
     index_t train_size = 0, test_size = 0;
     std::vector<std::string> methods{"uniform", "reed_soft",  "reed_hard", "random",
@@ -40,8 +44,12 @@ struct Config : SweepConfig {
     double lr = 0.1, momentum = 0.9, weight_decay = 5e-4, ft_lr = -1;
     index_t batch = 100;
     std::string augment = "auto";
-    bool dataset_given = false;
+    std::int64_t weight_dump_step = -1, weight_dump_batches = 50;  // -1: no dump
+    bool dataset_given = false, steps_given = false, weight_dump_batches_given = false;
 };
+
+/// A noise ratio as the program writes it (results.csv, file names, messages).
+inline std::string ratio_str(double r) { return format("%g", r); }
 
 /// A base method and whether its plain result, its +FT result, or both are asked for.
 struct Variant {
@@ -70,8 +78,23 @@ inline std::vector<Variant> plan_variants(std::vector<std::string> methods) {
     return plan;
 }
 
-/// The checks that need more than one flag (before the data is read).
-inline void check_flags(const Config& c) {
+/// The checks that need more than one flag (before the data is read; c.steps is set, and
+/// `plan` is plan_variants(c.methods)).
+inline void check_flags(const Config& c, const std::vector<Variant>& plan) {
+    require_distinct(c.ratios, "--ratio", ratio_str);
+    if (c.weight_dump_batches_given && c.weight_dump_step < 0)
+        throw FlagError("--weight-dump-batches is for --weight-dump-step");
+    if (c.weight_dump_step >= c.steps)
+        throw FlagError(format("--weight-dump-step %lld must be less than --steps %lld%s",
+                               static_cast<long long>(c.weight_dump_step),
+                               static_cast<long long>(c.steps),
+                               c.steps_given ? "" : " (the paper's schedule: --steps not given)"));
+    if (c.weight_dump_step >= 0 && std::none_of(plan.begin(), plan.end(), [](const Variant& v) {
+            return per_example_weights(v.base);
+        }))
+        throw FlagError(std::string("--weight-dump-step: none of --methods gives per-example "
+                                    "weights (") +
+                        per_example_methods() + " do)");
     if (c.clean >= 0 && c.clean_per_class >= 0)
         throw FlagError("give --clean or --clean-per-class, not both");
     if (c.dataset_given && c.data_dir.empty())
@@ -84,6 +107,116 @@ inline void check_flags(const Config& c) {
         throw FlagError("--background-class " + std::to_string(c.background_class) +
                         " is not a class of the data (0.." + std::to_string(classes - 1) + ")");
     check_sweep_flags(c);
+}
+
+/// Adds the program's flags to `app`, bound to `c`. Call what it returns after parsing: it
+/// notes in `c` which flags were given.
+inline std::function<void()> add_flags(CLI::App& app, Config& c) {
+    app.add_option("--data", c.data_dir,
+                   "directory of the CIFAR binary files (cifar-10-batches-bin or cifar-100-binary, "
+                   "or their parent); default: Fashion-MNIST from the system");
+    app.add_option("--dataset", c.dataset, "cifar10 or cifar100 (with --data)")
+        ->check(one_of({"cifar10", "cifar100"}))
+        ->capture_default_str();
+    app.add_option("--noise", c.noise,
+                   "uniform (UniformFlip: to any other class) or background (BackgroundFlip: to "
+                   "one background class)")
+        ->check(one_of({"uniform", "background"}))
+        ->capture_default_str();
+    app.add_option("--ratio", c.ratios,
+                   "share of the training labels flipped, in [0, 1]; a comma-separated list "
+                   "(e.g. 0,0.1,0.2,0.3,0.4,0.5) runs every method and seed at each ratio and "
+                   "draws Figure 5 (OUT/figure5.png: test accuracy against the noise ratio)")
+        ->delimiter(',')
+        ->check(between(0, 1))
+        ->capture_default_str();
+    app.add_option("--clean", c.clean,
+                   "clean validation images in all, split off the training set, stratified "
+                   "(default for uniform noise: 1000)")
+        ->check(at_least(1));
+    app.add_option("--clean-per-class", c.clean_per_class,
+                   "clean validation images per class (default for background noise: 10)")
+        ->check(at_least(1));
+    app.add_option("--background-class", c.background_class,
+                   "the background class of BackgroundFlip; default: the paper's per-trial "
+                   "classes 0,1,3,5,7 (CIFAR-100: 7,12,41,62,85), one per seed in turn")
+        ->check(at_least(0));
+    app.add_option("--model", c.model,
+                   "resnet32 (the paper's BackgroundFlip model), wrn28-10 (UniformFlip), or lenet")
+        ->check(one_of({"resnet32", "wrn28-10", "lenet"}))
+        ->capture_default_str();
+    app.add_option("--methods", c.methods,
+                   "comma-separated: uniform, random, reed_soft, reed_hard, l2rw (also proportion, "
+                   "resample, hard_mining); append +ft for the fine-tuned variant (uniform+ft = "
+                   "the paper's Baseline +FT). A method and its +ft share one training run")
+        ->delimiter(',')
+        ->capture_default_str();
+    auto* steps =
+        app.add_option("--steps", c.steps,
+                       "training steps; default the paper's 80000 (wrn28-10: 60000): with the "
+                       "default 7 methods, days on a CPU (the program prints its estimate). "
+                       "The decay points (40k/60k of 80k, 40k/50k of 60k) scale with it")
+            ->check(at_least(1));
+    app.add_option("--lr", c.lr, "initial learning rate")
+        ->check(greater_than(0))
+        ->capture_default_str();
+    app.add_option("--momentum", c.momentum, "SGD momentum, in [0, 1)")
+        ->check(from_below(0, 1))
+        ->capture_default_str();
+    app.add_option("--weight-decay", c.weight_decay,
+                   "L2 weight decay (the paper uses weight decay without giving the value)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--batch", c.batch, "minibatch size")->check(at_least(1))->capture_default_str();
+    app.add_option("--ft-steps", c.ft_steps,
+                   "+FT steps on the clean set; default the paper's 5000, scaled by steps / full "
+                   "schedule when --steps is shorter")
+        ->check(at_least(1));
+    app.add_option("--ft-lr", c.ft_lr,
+                   "+FT learning rate; default the rate the schedule ends at (lr x 0.01)")
+        ->check(greater_than(0));
+    app.add_option("--augment", c.augment,
+                   "pad-4 random crop and horizontal flip of training batches: auto (on for "
+                   "CIFAR, off for Fashion-MNIST), on, off")
+        ->check(one_of({"auto", "on", "off"}))
+        ->capture_default_str();
+    app.add_option("--train-size", c.train_size,
+                   "use a random subset of this many training images (0: all)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--test-size", c.test_size, "evaluate on the first N test images (0: all)")
+        ->check(at_least(0))
+        ->capture_default_str();
+    app.add_option("--weight-dump-step", c.weight_dump_step,
+                   "from step K (0-based, below --steps; the paper's Figure 3 takes a model "
+                   "trained half-way) for --weight-dump-batches batches, write every "
+                   "example's weight and whether its label was flipped to "
+                   "OUT/weights_<method>_<ratio>_seed<s>.csv, for the methods that give "
+                   "per-example weights (" +
+                       std::string(per_example_methods()) +
+                       "), and draw Figure 3 (OUT/figure3.png)")
+        ->check(at_least(0));
+    auto* dump_batches = app.add_option("--weight-dump-batches", c.weight_dump_batches,
+                                        "batches (steps) of the weight dump of --weight-dump-step")
+                             ->check(at_least(1))
+                             ->capture_default_str();
+    add_sweep_flags(
+        app, c,
+        {.seeds = "trials (clean split, noise, initialisation) per method; the paper uses 5",
+         .eval_every = "evaluate on the test set every N steps (0: only at the end)",
+         .out = "output directory: results.csv, checkpoints, figures, weight dumps",
+         .checkpoint_every = "save model, optimizer and running sums to "
+                             "OUT/ckpt_<method>_seed<s>.l2ck (and ckpt_<method>+ft_seed<s>.l2ck; "
+                             "with several --ratio values ckpt_<method>_<ratio>_seed<s>.l2ck) "
+                             "every N steps and at the end (0: never)",
+         .resume = "continue every run from its checkpoint in OUT when there is one; a "
+                   "checkpoint made with other settings is refused"});
+    auto* dataset = app.get_option("--dataset");
+    return [&c, dataset, steps, dump_batches] {
+        c.dataset_given = dataset->count() > 0;
+        c.steps_given = steps->count() > 0;
+        c.weight_dump_batches_given = dump_batches->count() > 0;
+    };
 }
 
 /// The data of every run, loaded once, normalised, with the clean set's size.
@@ -186,14 +319,19 @@ struct PhaseResult {
 };
 
 /// Trains one phase with progress, periodic evaluation and checkpoints; the share of weight
-/// on flipped examples, the skip count and the time so far travel in the checkpoint.
+/// on flipped examples, the skip count and the time so far travel in the checkpoint. With a
+/// `dump`, the weights of its steps are recorded, written and summed up.
 inline PhaseResult run_phase(const Config& c, const Phase& ph, Model& model, optim::SGD<T, B>& opt,
                              meta::WeightingPolicy<Model>& policy, const data::Dataset& train,
                              const data::Dataset& clean, const data::Dataset& test,
-                             meta::TrainOptions o, Sweep& sweep) {
+                             meta::TrainOptions o, Sweep& sweep, WeightDump* dump = nullptr) {
     const std::int64_t first =
         c.resume ? announce_resume(ph.checkpoint, ph.label, ph.resume_at, ph.steps) : 0;
     o.steps = c.session_steps > 0 ? std::min(ph.steps, first + c.session_steps) : ph.steps;
+    RowRecorder<Model> recorder(policy);  // the batch's rows, for the dump
+    if (dump)
+        if (const auto note = dump->begin(first, o.steps); !note.empty())
+            std::printf("%s %s\n", ph.label.c_str(), note.c_str());
     o.eval_every = c.eval_every;
     o.checkpoint_every = c.checkpoint_every;
     o.resume = c.resume;
@@ -205,6 +343,7 @@ inline PhaseResult run_phase(const Config& c, const Phase& ph, Model& model, opt
     meta::Callbacks<T> cb;
     cb.on_step = [&](std::int64_t s, const meta::StepReport<T>& rep, double loss) {
         skipped += rep.skipped;
+        if (dump && dump->wants(s)) dump->record(s, recorder.rows(), rep.weights, train);
         if (rep.noisy_mass && !rep.skipped) {
             mass += *rep.noisy_mass;
             ++mass_steps;
@@ -243,8 +382,12 @@ inline PhaseResult run_phase(const Config& c, const Phase& ph, Model& model, opt
         st.get("seconds", seconds_before);
     };
     PhaseResult r;
-    r.summary = meta::train(model, opt, policy, train, clean, o, cb);
+    r.summary = meta::train(model, opt, dump ? recorder : policy, train, clean, o, cb);
     progress.finish();
+    if (dump) {
+        dump->write();
+        if (!dump->rows().empty()) print_zero_weight_stats(ph.label, *dump);
+    }
     if (r.summary.steps_done < ph.steps) sweep.drop(ph.sweep_index);
     r.seconds = seconds_before + progress.seconds() - eval_seconds;
     r.skipped = skipped;

@@ -3,7 +3,9 @@
 #
 #   cmake -DPROGRAM=<exe> -DKIND=mnist_imbalance|noisy_labels -DOUT_DIR=<dir>
 #         -DARGS=<a|b|...> [-DRESUME_ARGS=<a|b|...> -DRESUME_STEP=<k>]
-#         -DMETHODS=<m1|m2|...> -DROWS=<n> -P check_example_output.cmake
+#         -DMETHODS=<m1|m2|...> -DROWS=<n> [-DCOLUMN=<name> -DVALUES=<v1|v2|...>]
+#         [-DFIGURES=<figure5|...>] [-DWEIGHT_FILE=<name> -DWEIGHT_ROWS=<n>]
+#         [-DWANT_OUTPUT=<regex>] -P check_example_output.cmake
 #
 # Checks: the program exits 0; its summary table has a row per method; OUT_DIR/results.csv has
 # the header plus ROWS rows, every one with as many fields as the header, a known method and a
@@ -14,6 +16,13 @@
 # BAD_CHECKPOINT=ON as well, one checkpoint is then replaced by an empty file and by a text
 # file in turn: each --resume run must fail, naming the file and what is wrong with it, and
 # must not have said "no checkpoint" for it.
+# Optional checks: with COLUMN and VALUES, results.csv's column COLUMN holds each of VALUES
+# in ROWS / (number of VALUES) rows and nothing else. After the last run (the --resume one,
+# if any): each of FIGURES (figure5 -> "Figure 5") is reported drawn or not drawn, its script
+# is in OUT_DIR and redraws its PNG by itself (with gnuplot installed); OUT_DIR/WEIGHT_FILE (a
+# weight dump: step,example,flipped,weight) has WEIGHT_ROWS rows, weights >= 0 and both
+# flipped values 0 and 1, and the output reports its zero weights; the output matches
+# WANT_OUTPUT.
 # Exit status 77 (no Fashion-MNIST) prints L2RW_EXAMPLE_SKIPPED, which marks the test skipped.
 
 cmake_minimum_required(VERSION 3.25)
@@ -148,28 +157,69 @@ function(check_table output)
     endif()
 endfunction()
 
-# Figure 2's script redraws the PNG by itself, from its own folder (when gnuplot is there).
-function(check_figure_standalone output)
+# A figure ("figure2") is reported, its script is there, and the script redraws the PNG by
+# itself from its own folder (when gnuplot is there).
+function(check_figure_standalone output name)
+    string(REGEX REPLACE "^figure" "Figure " label "${name}")
+    if(NOT output MATCHES "${label}[^\n]* (written to|not drawn)")
+        fail("no word on ${label} in the output" "${output}")
+    endif()
+    if(NOT EXISTS "${OUT_DIR}/${name}.gp")
+        fail("${OUT_DIR}/${name}.gp was not written" "${output}")
+    endif()
     find_program(GNUPLOT gnuplot)
     if(NOT GNUPLOT)
-        message(STATUS "${KIND}: gnuplot not installed, Figure 2's script not run by itself")
+        message(STATUS "${KIND}: gnuplot not installed, ${label}'s script not run by itself")
         return()
     endif()
-    if(NOT output MATCHES "Figure 2 written to")
-        fail("gnuplot is installed but Figure 2 was not drawn" "${output}")
+    if(NOT output MATCHES "${label}[^\n]* written to")
+        fail("gnuplot is installed but ${label} was not drawn" "${output}")
     endif()
-    file(REMOVE "${OUT_DIR}/figure2.png")
-    execute_process(COMMAND "${GNUPLOT}" figure2.gp WORKING_DIRECTORY "${OUT_DIR}"
+    file(REMOVE "${OUT_DIR}/${name}.png")
+    execute_process(COMMAND "${GNUPLOT}" ${name}.gp WORKING_DIRECTORY "${OUT_DIR}"
         RESULT_VARIABLE rc ERROR_VARIABLE err)
-    if(NOT rc EQUAL 0 OR NOT EXISTS "${OUT_DIR}/figure2.png")
-        fail("cd ${OUT_DIR} && gnuplot figure2.gp did not draw figure2.png (${rc}): ${err}"
+    if(NOT rc EQUAL 0 OR NOT EXISTS "${OUT_DIR}/${name}.png")
+        fail("cd ${OUT_DIR} && gnuplot ${name}.gp did not draw ${name}.png (${rc}): ${err}"
             "${output}")
     endif()
-    file(READ "${OUT_DIR}/figure2.png" magic LIMIT 4 HEX)
+    file(READ "${OUT_DIR}/${name}.png" magic LIMIT 4 HEX)
     if(NOT magic STREQUAL "89504e47")
-        fail("figure2.png redrawn by its script is not a PNG (starts ${magic})" "${output}")
+        fail("${name}.png redrawn by its script is not a PNG (starts ${magic})" "${output}")
     endif()
-    message(STATUS "${KIND}: figure2.gp redraws figure2.png by itself")
+    message(STATUS "${KIND}: ${name}.gp redraws ${name}.png by itself")
+endfunction()
+
+# A weight dump: the header, WEIGHT_ROWS rows of step,example,flipped (0/1),weight (>= 0),
+# both flipped values present, and the zero-weight line in the output.
+function(check_weight_dump output)
+    set(csv "${OUT_DIR}/${WEIGHT_FILE}")
+    if(NOT EXISTS "${csv}")
+        fail("the weight dump ${csv} was not written" "${output}")
+    endif()
+    file(STRINGS "${csv}" lines)
+    list(POP_FRONT lines header)
+    if(NOT header STREQUAL "step,example,flipped,weight")
+        fail("${csv}: header '${header}', want step,example,flipped,weight" "${output}")
+    endif()
+    list(LENGTH lines n)
+    if(NOT n EQUAL WEIGHT_ROWS)
+        fail("${csv} has ${n} rows, want ${WEIGHT_ROWS}" "${output}")
+    endif()
+    set(flags "")
+    foreach(row IN LISTS lines)
+        if(NOT row MATCHES "^[0-9]+,[0-9]+,([01]),[0-9.]+(e[-+][0-9]+)?$")
+            fail("${csv}: row '${row}' is not step,example,flipped (0/1),weight (>= 0)"
+                "${output}")
+        endif()
+        list(APPEND flags ${CMAKE_MATCH_1})
+    endforeach()
+    if(NOT "0" IN_LIST flags OR NOT "1" IN_LIST flags)
+        fail("${csv}: the flipped column does not hold both 0 and 1" "${output}")
+    endif()
+    if(NOT output MATCHES "[0-9]+ got weight exactly 0; flipped among them [0-9.]+% \\(precision")
+        fail("the output does not report the zero weights of the dump" "${output}")
+    endif()
+    message(STATUS "${KIND}: ${WEIGHT_FILE} has ${n} rows with clean and flipped examples")
 endfunction()
 
 run_program(first output ${ARGS})
@@ -180,7 +230,31 @@ check_table("${output}")
 check_csv("${output}" method methods)
 message(STATUS "${KIND}: ${ROWS} result rows, a table row per method (${METHODS})")
 if(KIND STREQUAL "mnist_imbalance")
-    check_figure_standalone("${output}")
+    check_figure_standalone("${output}" figure2)
+endif()
+if(DEFINED COLUMN AND NOT "${COLUMN}" STREQUAL "")
+    string(REPLACE "|" ";" VALUES "${VALUES}")
+    check_csv("${output}" "${COLUMN}" got)
+    list(LENGTH VALUES n_values)
+    math(EXPR each "${ROWS} / ${n_values}")
+    foreach(v IN LISTS VALUES)
+        set(k 0)
+        foreach(g IN LISTS got)
+            if(g STREQUAL v)
+                math(EXPR k "${k} + 1")
+            endif()
+        endforeach()
+        if(NOT k EQUAL each)
+            fail("results.csv: ${k} rows with ${COLUMN} ${v}, want ${each} (column: ${got})"
+                "${output}")
+        endif()
+    endforeach()
+    foreach(g IN LISTS got)
+        if(NOT g IN_LIST VALUES)
+            fail("results.csv: a row with ${COLUMN} '${g}', not one of ${VALUES}" "${output}")
+        endif()
+    endforeach()
+    message(STATUS "${KIND}: results.csv's ${COLUMN} holds ${VALUES}, ${each} rows each")
 endif()
 
 if(RESUME_ARGS)
@@ -238,4 +312,16 @@ if(RESUME_ARGS AND BAD_CHECKPOINT)
         endif()
     endforeach()
     message(STATUS "${KIND}: --resume stops at an empty or foreign checkpoint file")
+endif()
+
+# The checks of what the last run left (the first run's output, or the --resume run's).
+string(REPLACE "|" ";" FIGURES "${FIGURES}")
+foreach(fig IN LISTS FIGURES)
+    check_figure_standalone("${output}" ${fig})
+endforeach()
+if(DEFINED WEIGHT_FILE AND NOT "${WEIGHT_FILE}" STREQUAL "")
+    check_weight_dump("${output}")
+endif()
+if(DEFINED WANT_OUTPUT AND NOT "${WANT_OUTPUT}" STREQUAL "" AND NOT output MATCHES "${WANT_OUTPUT}")
+    fail("the output does not match '${WANT_OUTPUT}'" "${output}")
 endif()

@@ -22,14 +22,19 @@ set(L2RW_MNIST_METHODS uniform proportion resample hard_mining random l2rw)
 
 # l2rw_example_test(NAME <test> TARGET <example> KIND <mnist_imbalance|noisy_labels>
 #                   METHODS <m>... ROWS <n> ARGS <arg>... [RESUME_ARGS <arg>...] [RESUME_STEP <k>]
-#                   [BAD_CHECKPOINT])
-# ARGS and RESUME_ARGS travel to the checker joined by '|' (CMake lists would split them).
+#                   [BAD_CHECKPOINT] [COLUMN <name> VALUES <v>...] [FIGURES <figureN>...]
+#                   [WEIGHT_FILE <file> WEIGHT_ROWS <n>] [WANT_OUTPUT <regex>])
+# ARGS, RESUME_ARGS, VALUES and FIGURES travel to the checker joined by '|' (CMake lists
+# would split them). What the optional checks do: tests/check_example_output.cmake.
 function(l2rw_example_test)
-    cmake_parse_arguments(PARSE_ARGV 0 E "BAD_CHECKPOINT" "NAME;TARGET;KIND;ROWS;RESUME_STEP"
-        "METHODS;ARGS;RESUME_ARGS")
+    cmake_parse_arguments(PARSE_ARGV 0 E "BAD_CHECKPOINT"
+        "NAME;TARGET;KIND;ROWS;RESUME_STEP;COLUMN;WEIGHT_FILE;WEIGHT_ROWS;WANT_OUTPUT"
+        "METHODS;ARGS;RESUME_ARGS;VALUES;FIGURES")
     string(JOIN "|" args ${E_ARGS})
     string(JOIN "|" resume_args ${E_RESUME_ARGS})
     string(JOIN "|" methods ${E_METHODS})
+    string(JOIN "|" values ${E_VALUES})
+    string(JOIN "|" figures ${E_FIGURES})
     add_test(NAME ${E_NAME}
         COMMAND "${CMAKE_COMMAND}"
             "-DPROGRAM=$<TARGET_FILE:${E_TARGET}>"
@@ -41,6 +46,12 @@ function(l2rw_example_test)
             "-DBAD_CHECKPOINT=${E_BAD_CHECKPOINT}"
             "-DMETHODS=${methods}"
             "-DROWS=${E_ROWS}"
+            "-DCOLUMN=${E_COLUMN}"
+            "-DVALUES=${values}"
+            "-DFIGURES=${figures}"
+            "-DWEIGHT_FILE=${E_WEIGHT_FILE}"
+            "-DWEIGHT_ROWS=${E_WEIGHT_ROWS}"
+            "-DWANT_OUTPUT=${E_WANT_OUTPUT}"
             -P "${L2RW_EXAMPLE_CHECKER}")
     set_tests_properties(${E_NAME} PROPERTIES
         LABELS "examples"
@@ -82,6 +93,46 @@ l2rw_example_test(NAME examples.noisy_labels.background TARGET noisy_labels KIND
     ROWS 2
     ARGS --model lenet --lr 0.01 --noise background --steps 10 --train-size 3000
          --test-size 500 --methods uniform,l2rw --eval-every 0)
+
+# §4.3, Figure 5: two noise ratios, every method at each; a row per method and ratio, and
+# figure5.gp that redraws figure5.png by itself.
+l2rw_example_test(NAME examples.noisy_labels.ratios TARGET noisy_labels KIND noisy_labels
+    METHODS uniform l2rw
+    ROWS 4
+    COLUMN ratio VALUES 0 0.4
+    FIGURES figure5
+    ARGS --model lenet --lr 0.01 --steps 10 --train-size 2000 --test-size 300 --ratio 0,0.4
+         --methods uniform,l2rw --eval-every 0)
+
+# §4.3, Figure 3: l2rw's weights of 3 batches of 50 from step 5, in a run stopped at step 4
+# (--session-steps) and resumed: the resumed part runs the dump's steps, so the dump has all
+# 150 rows; uniform gives no per-example weights and dumps nothing.
+set(nl_dump --model lenet --lr 0.01 --steps 10 --batch 50 --train-size 2000 --test-size 300
+    --methods uniform,l2rw --eval-every 0 --checkpoint-every 2 --weight-dump-step 5
+    --weight-dump-batches 3)
+l2rw_example_test(NAME examples.noisy_labels.weight_dump TARGET noisy_labels KIND noisy_labels
+    METHODS uniform l2rw
+    ROWS 2
+    ARGS ${nl_dump} --session-steps 4
+    RESUME_ARGS ${nl_dump} --resume
+    RESUME_STEP 4
+    FIGURES figure3
+    WEIGHT_FILE weights_l2rw_0.4_seed1.csv WEIGHT_ROWS 150)
+
+# A run resumed inside the dump's steps (here at 6 of 5..8) keeps the rows of the steps before
+# its resume point from the earlier sitting's file, and says so: 4 batches of 50 in all.
+set(nl_dump_mid --model lenet --lr 0.01 --steps 10 --batch 50 --train-size 2000
+    --test-size 300 --methods l2rw --eval-every 0 --checkpoint-every 2 --weight-dump-step 5
+    --weight-dump-batches 4)
+l2rw_example_test(NAME examples.noisy_labels.weight_dump_resumed TARGET noisy_labels
+    KIND noisy_labels
+    METHODS l2rw
+    ROWS 1
+    ARGS ${nl_dump_mid} --session-steps 6
+    RESUME_ARGS ${nl_dump_mid} --resume
+    RESUME_STEP 6
+    WEIGHT_FILE weights_l2rw_0.4_seed1.csv WEIGHT_ROWS 200
+    WANT_OUTPUT "resumes at step 6, after --weight-dump-step 5. kept from the earlier sitting's .*weights_l2rw_0\\.4_seed1\\.csv: 50 rows \\(step 5\\). dumping steps 6\\.\\.8 to")
 
 # noisy_labels's schedule scales with --steps, so a run resumes only with the --steps it was
 # made with: here every run is finished and is only evaluated again (the stopped-and-resumed
@@ -196,6 +247,19 @@ l2rw_bad_flag_test(nl.background_without_noise ${nl} "--background-class is for 
 l2rw_bad_flag_test(nl.clean_negative ${nl} "--clean: must be at least 1, got -3" ARGS --clean -3)
 l2rw_bad_flag_test(nl.steps_zero ${nl} "--steps: must be at least 1, got 0" ARGS --steps 0)
 l2rw_bad_flag_test(nl.ratio ${nl} "--ratio: must be in \\[0, 1\\], got 1.5" ARGS --ratio 1.5)
+# Tiny runs, so that a check that fails to stop them fails the test at once.
+set(nl_tiny --model lenet --steps 10 --train-size 2000 --test-size 100 --methods uniform,l2rw)
+l2rw_bad_flag_test(nl.ratio_twice ${nl} "--ratio names 0.2 twice"
+    ARGS ${nl_tiny} --ratio 0.2,0.4,0.2)
+l2rw_bad_flag_test(nl.ratio_list_range ${nl} "--ratio: must be in \\[0, 1\\], got -0.1"
+    ARGS --ratio 0,-0.1)
+l2rw_bad_flag_test(nl.weight_dump_past_steps ${nl}
+    "--weight-dump-step 10 must be less than --steps 10" ARGS ${nl_tiny} --weight-dump-step 10)
+l2rw_bad_flag_test(nl.weight_dump_batches_alone ${nl}
+    "--weight-dump-batches is for --weight-dump-step" ARGS --weight-dump-batches 5)
+l2rw_bad_flag_test(nl.weight_dump_no_method ${nl}
+    "--weight-dump-step: none of --methods gives per-example weights"
+    ARGS --steps 10 --weight-dump-step 5 --methods uniform,reed_soft)
 l2rw_bad_flag_test(nl.lr_zero ${nl} "--lr: must be greater than 0, got 0" ARGS --lr 0)
 l2rw_bad_flag_test(nl.dataset_without_data ${nl} "--dataset cifar100 needs --data DIR"
     ARGS --dataset cifar100)
