@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,9 @@ struct WeightPanel {
     std::vector<WeightRow> rows;
 };
 
-/// Writes `dir`/figure3.gp (a bin for weight 0, and `bins` bins over (0, the panel's largest
-/// relative weight]) and runs gnuplot on it. Returns "" when figure3.png was drawn, else why not.
+/// Writes `dir`/figure3.gp (a bin for weight 0, and `bins` bins over (0, the panel's 99th
+/// percentile of the non-zero relative weights], the last bin holding the larger ones too) and
+/// runs gnuplot on it. Returns "" when figure3.png was drawn, else why not.
 inline std::string draw_figure3(const std::filesystem::path& dir, const std::string& title,
                                 const std::vector<WeightPanel>& panels, int bins = 20) {
     const std::size_t cols = std::min<std::size_t>(2, std::max<std::size_t>(1, panels.size()));
@@ -36,16 +38,27 @@ inline std::string draw_figure3(const std::filesystem::path& dir, const std::str
     {
         std::ofstream f(gp);
         gnuplot_preamble(f, dir, "figure3", title,
-                         format("%zu,%zu", 700 * cols, 80 + 420 * std::max<std::size_t>(1, lines)));
+                         format("%zu,%zu", 900 * cols, 80 + 420 * std::max<std::size_t>(1, lines)));
         f << "set style fill solid 0.6 border -1\nset grid ytics\nset key top right\n"
-          << "set xlabel 'weight / batch mean (batch size x weight); left of the dashed line: "
-             "weight exactly 0'\n"
+          << "set xlabel 'weight / batch mean (= batch size x weight); left of the dashed line: "
+             "weight 0; last bin: the top 1%'\n"
           << "set arrow 1 from 0, graph 0 to 0, graph 1 nohead dt 2\n"
           << "set ylabel 'share of the group''s examples (%)'\nset yrange [0:*]\n"
           << "set multiplot layout " << lines << "," << cols << " title '" << title << "'\n";
         for (std::size_t p = 0; p < panels.size(); ++p) {
+            // The bins span (0, the 99th percentile of the non-zero weights]: the few larger
+            // ones go into the last bin, so that a handful of outliers cannot flatten the rest.
+            std::vector<double> nonzero;
+            for (const auto& r : panels[p].rows)
+                if (r.weight != 0) nonzero.push_back(r.relative());
             double hi = 0;
-            for (const auto& r : panels[p].rows) hi = std::max(hi, r.relative());
+            if (!nonzero.empty()) {
+                const auto q =
+                    nonzero.begin() +
+                    static_cast<std::ptrdiff_t>(0.99 * static_cast<double>(nonzero.size() - 1));
+                std::nth_element(nonzero.begin(), q, nonzero.end());
+                hi = *q;
+            }
             if (!(hi > 0)) hi = 1;
             const double width = hi / bins;
             // count[g][0]: weight 0; count[g][k], k >= 1: [(k - 1)·width, k·width), the last

@@ -234,14 +234,8 @@ void print_summary(const Config& c, const Data& d, const std::vector<RunResult>&
         examples::format("Class imbalance (%s, classes %ld vs %ld), %d seed(s), %lld steps",
                          d.name.c_str(), static_cast<long>(c.classes[0]),
                          static_cast<long>(c.classes[1]), c.seeds, static_cast<long long>(c.steps));
-    const auto gp = fs::path(c.out) / "figure2.gp";
-    const std::string err = examples::draw_figure2(c.out, title, labels, lines);
-    if (err.empty())
-        std::printf("Figure 2 written to %s (redraw: cd %s && gnuplot figure2.gp)\n",
-                    (fs::path(c.out) / "figure2.png").string().c_str(), c.out.c_str());
-    else
-        std::printf("Figure 2 not drawn: %s; the script, with its data, is %s\n", err.c_str(),
-                    gp.string().c_str());
+    examples::print_figure_note("Figure 2", c.out, "figure2",
+                                examples::draw_figure2(c.out, title, labels, lines));
 }
 
 int run(Config c) {
