@@ -2,7 +2,7 @@
 // kernels over x viewed as [N, C, S] (S = H*W, or 1 for [N, F]), one call per channel:
 //
 //   BatchNormForward   mean, biased variance, 1/sqrt(var + eps) and y = x̂·γ + β in three
-//                      sweeps of the channel (the sums in double)
+//                      sweeps of the channel (the sums in double, in sum_lanes lanes)
 //   BatchNormBackward  Σg and Σg·x̂ in one sweep, then gx = γ·inv·(g − Σg/M − x̂·Σg·x̂/M)
 //   BatchNormTangent   the forward-mode tangent: the x part is the same projection (the
 //                      Jacobian in x is symmetric), t = γ·inv·(ẋ − Σẋ/M − x̂·Σẋ·x̂/M) + x̂·γ̇ + β̇
@@ -35,6 +35,25 @@ L2RW_HD inline void batchnorm_stats(double sum, double sqdev, double m, T eps, T
     inv = T(1) / std::sqrt(var + eps);
 }
 
+/// Lanes of a channel's running sums: each sum is kept as sum_lanes interleaved partial sums,
+/// combined in lane order at the end. A fixed order (the same bits at any thread count) that
+/// the compiler can vectorise, where one running sum would wait on every add.
+inline constexpr int sum_lanes = 8;
+
+/// Calls f(k, lane) for k in [0, s), lane = k's lane (k mod sum_lanes within full blocks).
+template <class F>
+L2RW_HD inline void for_lanes(index_t s, const F& f) {
+    index_t k = 0;
+    for (; k + sum_lanes <= s; k += sum_lanes)
+        for (int j = 0; j < sum_lanes; ++j) f(k + j, j);
+    for (int j = 0; k < s; ++k, ++j) f(k, j);
+}
+
+/// The total of a lane array, pairwise in lane order.
+L2RW_HD inline double lane_total(const double (&a)[sum_lanes]) {
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 /// The projection a·(q − mq − x̂·mqx) with x̂ = (p − mu)·iv: the backward's gx (q = g) and the
 /// tangent's x part (q = ẋ).
 template <class T>
@@ -56,20 +75,20 @@ struct BatchNormForward {
     L2RW_HD index_t cost() const { return 3 * n * s; }
     L2RW_HD void operator()(index_t ch) const {
         const double m = static_cast<double>(n * s);
-        double acc = 0;
+        double la[sum_lanes] = {}, lq[sum_lanes] = {};
         for (index_t i = 0; i < n; ++i) {
             const T* p = x + (i * c + ch) * s;
-            for (index_t k = 0; k < s; ++k) acc += static_cast<double>(p[k]);
+            for_lanes(s, [&](index_t k, int j) { la[j] += static_cast<double>(p[k]); });
         }
-        const double mu = acc / m;
-        double sq = 0;
+        const double acc = lane_total(la), mu = acc / m;
         for (index_t i = 0; i < n; ++i) {
             const T* p = x + (i * c + ch) * s;
-            for (index_t k = 0; k < s; ++k) {
+            for_lanes(s, [&](index_t k, int j) {
                 const double d = static_cast<double>(p[k]) - mu;
-                sq += d * d;
-            }
+                lq[j] += d * d;
+            });
         }
+        const double sq = lane_total(lq);
         T mt, v, iv;
         batchnorm_stats(acc, sq, m, eps, mt, v, iv);
         mean[ch] = mt;
@@ -90,16 +109,17 @@ struct BatchNormForward {
 template <class T>
 L2RW_HD inline void channel_sums(const T* x, const T* q, T mu, T iv, index_t n, index_t c,
                                  index_t s, index_t ch, double& sq, double& sqx) {
-    sq = 0;
-    sqx = 0;
+    double lq[sum_lanes] = {}, lqx[sum_lanes] = {};
     for (index_t i = 0; i < n; ++i) {
         const T* p = x + (i * c + ch) * s;
         const T* r = q + (i * c + ch) * s;
-        for (index_t k = 0; k < s; ++k) {
-            sq += static_cast<double>(r[k]);
-            sqx += static_cast<double>(r[k]) * static_cast<double>((p[k] - mu) * iv);
-        }
+        for_lanes(s, [&](index_t k, int j) {
+            lq[j] += static_cast<double>(r[k]);
+            lqx[j] += static_cast<double>(r[k]) * static_cast<double>((p[k] - mu) * iv);
+        });
     }
+    sq = lane_total(lq);
+    sqx = lane_total(lqx);
 }
 
 template <class T>
