@@ -1,16 +1,18 @@
 # Header self-containment check, modelled on range-v3's cmake/TestHeaders.cmake.
 #
-#   l2rw_add_header_check(<target> HEADER_DIR <dir> [THRUST_TARGET <tgt>] [MPI_TARGET <tgt>])
+#   l2rw_add_header_check(<target> HEADER_DIR <dir> [THRUST_TARGET <tgt>] [MPI_TARGET <tgt>]
+#                         [ONEDNN_TARGET <tgt>])
 #
 # For every <dir>/**/*.hpp a translation unit is generated that includes only that header (twice,
 # to check the include guard / #pragma once). All of them are compiled into the OBJECT library
 # <target> (part of `all`). Headers whose path contains "thrust" go into <target>_thrust, which
-# links THRUST_TARGET, and those named "mpi" into <target>_mpi, which links MPI_TARGET; either
-# group is skipped when its target is not given. Building <target> also builds the others.
+# links THRUST_TARGET, those named "mpi" into <target>_mpi, which links MPI_TARGET, and
+# backend/onednn.hpp into <target>_onednn, which links ONEDNN_TARGET; each group is skipped
+# when its target is not given. Building <target> also builds the others.
 # dist/nccl.hpp and backend/cuda.hpp need the CUDA toolkit: the nvcc check
 # (tests/CMakeLists.txt) compiles them.
 function(l2rw_add_header_check target)
-    cmake_parse_arguments(PARSE_ARGV 1 ARG "" "HEADER_DIR;THRUST_TARGET;MPI_TARGET" "")
+    cmake_parse_arguments(PARSE_ARGV 1 ARG "" "HEADER_DIR;THRUST_TARGET;MPI_TARGET;ONEDNN_TARGET" "")
     file(GLOB_RECURSE headers CONFIGURE_DEPENDS
         RELATIVE "${ARG_HEADER_DIR}" "${ARG_HEADER_DIR}/*.hpp")
     list(SORT headers)
@@ -19,10 +21,12 @@ function(l2rw_add_header_check target)
     set(plain_sources "")
     set(thrust_sources "")
     set(mpi_sources "")
+    set(onednn_sources "")
     set(skipped "")
     foreach(header IN LISTS headers)
         if((header MATCHES "thrust" AND NOT ARG_THRUST_TARGET)
            OR (header MATCHES "/mpi\\.hpp$" AND NOT ARG_MPI_TARGET)
+           OR (header MATCHES "/onednn\\.hpp$" AND NOT ARG_ONEDNN_TARGET)
            OR header MATCHES "/(nccl|cuda)\\.hpp$")
             list(APPEND skipped "${header}")
             continue()
@@ -39,6 +43,8 @@ function(l2rw_add_header_check target)
             list(APPEND thrust_sources "${src}")
         elseif(header MATCHES "/mpi\\.hpp$")
             list(APPEND mpi_sources "${src}")
+        elseif(header MATCHES "/onednn\\.hpp$")
+            list(APPEND onednn_sources "${src}")
         else()
             list(APPEND plain_sources "${src}")
         endif()
@@ -46,14 +52,15 @@ function(l2rw_add_header_check target)
 
     # Forget translation units of headers that were removed or renamed.
     file(GLOB stale "${gen_dir}/*.cpp")
-    list(REMOVE_ITEM stale ${plain_sources} ${thrust_sources} ${mpi_sources} "${gen_dir}/_empty.cpp")
+    list(REMOVE_ITEM stale ${plain_sources} ${thrust_sources} ${mpi_sources} ${onednn_sources}
+        "${gen_dir}/_empty.cpp")
     if(stale)
         file(REMOVE ${stale})
     endif()
 
     if(skipped)
         list(JOIN skipped ", " skipped)
-        message(STATUS "l2rw: header check skips (no Thrust or MPI, or CUDA-only): ${skipped}")
+        message(STATUS "l2rw: header check skips (no Thrust, MPI or oneDNN, or CUDA-only): ${skipped}")
     endif()
 
     # An OBJECT library needs at least one source; an empty TU keeps the target valid when the
@@ -73,6 +80,12 @@ function(l2rw_add_header_check target)
         target_link_libraries(${target}_thrust PRIVATE l2rw::l2rw ${ARG_THRUST_TARGET})
         l2rw_target_warnings(${target}_thrust)
         add_dependencies(${target} ${target}_thrust)
+    endif()
+    if(onednn_sources)
+        add_library(${target}_onednn OBJECT ${onednn_sources})
+        target_link_libraries(${target}_onednn PRIVATE l2rw::l2rw ${ARG_ONEDNN_TARGET})
+        l2rw_target_warnings(${target}_onednn)
+        add_dependencies(${target} ${target}_onednn)
     endif()
     if(mpi_sources)
         add_library(${target}_mpi OBJECT ${mpi_sources})

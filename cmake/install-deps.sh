@@ -14,11 +14,12 @@ set -euo pipefail
 
 # Default: compiler, build tools, Eigen and zlib (the library), doctest (the tests), Google
 # Benchmark (the benchmarks), CLI11, gnuplot and Fashion-MNIST (the examples), OpenBLAS's
-# OpenMP build (the opt-in l2rw::blas target the examples and benchmarks link), OpenMPI
-# (the opt-in l2rw::mpi target: the data-parallel tests, example and benchmark, mpiexec).
+# OpenMP build (the opt-in l2rw::blas target the examples and benchmarks link), oneDNN (the
+# opt-in l2rw::onednn target: their float convolutions), OpenMPI (the opt-in l2rw::mpi
+# target: the data-parallel tests, example and benchmark, mpiexec).
 default_packages=(g++ cmake ninja-build libeigen3-dev doctest-dev libbenchmark-dev zlib1g-dev
-    libcli11-dev gnuplot-nox dataset-fashion-mnist libopenblas-openmp-dev libopenmpi-dev
-    openmpi-bin)
+    libcli11-dev gnuplot-nox dataset-fashion-mnist libopenblas-openmp-dev libdnnl-dev
+    libopenmpi-dev openmpi-bin)
 # --ci: the formatting gate (clang-format 14) and git, which lists the files it checks.
 ci_packages=(clang-format git)
 

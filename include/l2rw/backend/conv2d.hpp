@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "../config.hpp"
@@ -25,6 +26,9 @@
 #include "kernels.hpp"
 #include "parallel.hpp"
 #include "spatial.hpp"
+#if defined(L2RW_WITH_ONEDNN)
+#include "onednn.hpp"
+#endif
 
 namespace l2rw::conv {
 
@@ -121,6 +125,11 @@ const T* unfold(const T* xn, const kernel::Window2d& g, index_t oh0, index_t oh1
     return ws;
 }
 
+/// Whether oneDNN can take this convolution (float, Cpu backend): it does when l2rw::onednn
+/// is linked and while onednn::enabled().
+template <class T, class B>
+inline constexpr bool onednn_kind = HostTasks<B>&& std::is_same_v<T, float>;
+
 /// Calls f(oh0, oh1) for each block of `rows` output rows.
 template <class F>
 void for_blocks(const kernel::Window2d& g, index_t rows, const F& f) {
@@ -137,6 +146,10 @@ inline constexpr index_t direct_max_window = 32;
 /// y [N, O, OH, OW] = conv2d(x [N, C, H, W], w [O, C, KH, KW]) (+ bias [O] when not null).
 template <class T, Backend B>
 void forward(const T* x, const T* w, const T* bias, T* y, index_t O, const kernel::Window2d& g) {
+#if defined(L2RW_WITH_ONEDNN)
+    if constexpr (detail::onednn_kind<T, B>)
+        if (onednn::enabled()) return onednn::forward(x, w, bias, y, O, g);
+#endif
     if constexpr (detail::HostTasks<B>) {
         if (g.kk() <= direct_max_window && !is_pointwise(g)) {
             B::for_each(g.n * O, kernel::Conv2dDirect<T>{x, w, bias, y, O, g});
@@ -163,6 +176,10 @@ void forward(const T* x, const T* w, const T* bias, T* y, index_t O, const kerne
 /// gx [N, C, H, W] = the input gradient of conv2d for output gradient gy [N, O, OH, OW].
 template <class T, Backend B>
 void input_grad(const T* gy, const T* w, T* gx, index_t O, const kernel::Window2d& g) {
+#if defined(L2RW_WITH_ONEDNN)
+    if constexpr (detail::onednn_kind<T, B>)
+        if (onednn::enabled()) return onednn::input_grad(gy, w, gx, O, g);
+#endif
     const index_t P = g.oh * g.ow, K = g.kk(), rows = detail::block_rows<T, B>(g);
     const index_t work = g.n * detail::image_work(g, O);
     const int workers = detail::workers_for<B>(g.n, work);
@@ -191,6 +208,10 @@ inline index_t weight_grad_chunks(index_t n) { return std::min<index_t>(n, 8); }
 /// gw [O, C, KH, KW] = the weight gradient of conv2d: sum over images of gy_n · unfold(x_n)ᵀ.
 template <class T, Backend B>
 void weight_grad(const T* x, const T* gy, T* gw, index_t O, const kernel::Window2d& g) {
+#if defined(L2RW_WITH_ONEDNN)
+    if constexpr (detail::onednn_kind<T, B>)
+        if (onednn::enabled()) return onednn::weight_grad(x, gy, gw, O, g);
+#endif
     const index_t P = g.oh * g.ow, K = g.kk(), M = O * K, rows = detail::block_rows<T, B>(g);
     const index_t chunks = std::max<index_t>(weight_grad_chunks(g.n), 1);
     const index_t work = g.n * detail::image_work(g, O);

@@ -1,0 +1,235 @@
+// l2rw/backend/onednn.hpp — the convolution family in float on the Cpu backend through
+// oneDNN (Debian libdnnl-dev), opt-in: link l2rw::onednn, which defines L2RW_WITH_ONEDNN.
+//
+// backend/conv2d.hpp sends float convolutions here while enabled() (the default once linked;
+// set_enabled(false) goes back to the Eigen kernels at run time); double always stays on the
+// Eigen kernels, which oneDNN does not replace. Each pass (forward with its bias, input
+// gradient, weight gradient) is a oneDNN primitive in the layouts oneDNN picks for the shape
+// (blocked channels where the machine has the vector width for them), with reorders from and
+// to l2rw's NCHW / OIHW tensors around it.
+//
+// Plans: a primitive with its reorders is built once per (pass, geometry, filters, bias,
+// threads) and kept for the process (oneDNN compiles its kernels for the shape). The thread
+// count is part of the key because oneDNN sizes its work split when a primitive is built:
+// a primitive is only run at the team it was built for (team_size(), so it shrinks on a
+// busy machine like the Eigen kernels do), and at a fixed team a run is bitwise
+// reproducible. Workspaces (the reordered tensors and oneDNN's scratchpad) come from the
+// host pool per call, so calls from several threads at once are safe.
+#pragma once
+
+#if !defined(L2RW_WITH_ONEDNN)
+#error "l2rw/backend/onednn.hpp needs oneDNN: link l2rw::onednn (it defines L2RW_WITH_ONEDNN)"
+#endif
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <unordered_map>
+
+#include "../config.hpp"
+#include "geometry.hpp"
+#include "host_pool.hpp"
+#include "parallel.hpp"
+
+namespace l2rw::onednn {
+
+namespace detail {
+inline std::atomic<bool>& enabled_flag() {
+    static std::atomic<bool> on{true};
+    return on;
+}
+}  // namespace detail
+
+/// Whether float convolutions on the Cpu backend go through oneDNN (true unless turned off).
+[[nodiscard]] inline bool enabled() {
+    return detail::enabled_flag().load(std::memory_order_relaxed);
+}
+/// Sends later float convolutions through oneDNN (true) or the Eigen kernels (false).
+inline void set_enabled(bool on) { detail::enabled_flag() = on; }
+
+/// The three passes of the convolution family.
+enum class Pass : int { forward, input_grad, weight_grad };
+
+namespace detail {
+
+struct Key {
+    Pass pass;
+    bool bias;
+    int threads;
+    index_t n, c, h, w, o, kh, kw, stride, pad;
+    bool operator==(const Key&) const = default;
+};
+struct KeyHash {
+    std::size_t operator()(const Key& k) const {
+        std::size_t s = std::hash<int>{}(static_cast<int>(k.pass) * 4 + (k.bias ? 2 : 0));
+        for (index_t v : {index_t(k.threads), k.n, k.c, k.h, k.w, k.o, k.kh, k.kw, k.stride, k.pad})
+            s ^= std::hash<index_t>{}(v) + 0x9e3779b97f4a7c15ULL + (s << 6) + (s >> 2);
+        return s;
+    }
+};
+
+/// One operand of a primitive: l2rw's plain layout, the primitive's, and the reorder
+/// between them where they differ (into the primitive for inputs, out of it for the output).
+struct Operand {
+    dnnl::memory::desc plain, inner;
+    std::optional<dnnl::reorder> move;
+    void set(const dnnl::engine& e, const dnnl::memory::desc& p, const dnnl::memory::desc& q,
+             bool input) {
+        plain = p;
+        inner = q;
+        if (p != q)
+            move = input ? dnnl::reorder(dnnl::reorder::primitive_desc(e, p, e, q))
+                         : dnnl::reorder(dnnl::reorder::primitive_desc(e, q, e, p));
+    }
+};
+
+/// A built pass: the primitive, its two inputs (in the order of the pass's arguments), its
+/// output, an optional bias (plain [O]) and the scratchpad it needs.
+struct Plan {
+    dnnl::primitive prim;
+    int arg_a = 0, arg_b = 0, arg_out = 0;
+    Operand a, b, out;
+    dnnl::memory::desc bias, scratch;
+};
+
+inline const dnnl::engine& engine() {
+    static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+    return e;
+}
+
+using dims = dnnl::memory::dims;
+using tag = dnnl::memory::format_tag;
+inline dnnl::memory::desc md(const dims& d, tag t) {
+    return dnnl::memory::desc(d, dnnl::memory::data_type::f32, t);
+}
+
+inline Plan build(const Key& k) {
+    const auto& e = engine();
+    const dims x{k.n, k.c, k.h, k.w}, wt{k.o, k.c, k.kh, k.kw}, b{k.o};
+    const index_t oh = (k.h + 2 * k.pad - k.kh) / k.stride + 1;
+    const index_t ow = (k.w + 2 * k.pad - k.kw) / k.stride + 1;
+    const dims y{k.n, k.o, oh, ow}, st{k.stride, k.stride}, pd{k.pad, k.pad};
+    const auto any_x = md(x, tag::any), any_w = md(wt, tag::any), any_y = md(y, tag::any);
+    const auto px = md(x, tag::nchw), pw = md(wt, tag::oihw), py = md(y, tag::nchw);
+    const auto pb = md(b, tag::x);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const auto algo = dnnl::algorithm::convolution_direct;
+    using fwd = dnnl::convolution_forward;
+    const auto fwd_desc = k.bias ? fwd::desc(dnnl::prop_kind::forward_training, algo, any_x, any_w,
+                                             pb, any_y, st, pd, pd)
+                                 : fwd::desc(dnnl::prop_kind::forward_training, algo, any_x, any_w,
+                                             any_y, st, pd, pd);
+    const fwd::primitive_desc fpd(fwd_desc, attr, e);
+    Plan p;
+    p.bias = pb;
+    switch (k.pass) {
+        case Pass::forward:
+            p.prim = fwd(fpd);
+            p.arg_a = DNNL_ARG_SRC, p.arg_b = DNNL_ARG_WEIGHTS, p.arg_out = DNNL_ARG_DST;
+            p.a.set(e, px, fpd.src_desc(), true);
+            p.b.set(e, pw, fpd.weights_desc(), true);
+            p.out.set(e, py, fpd.dst_desc(), false);
+            p.scratch = fpd.scratchpad_desc();
+            break;
+        case Pass::input_grad: {
+            using bwd = dnnl::convolution_backward_data;
+            const bwd::primitive_desc q(bwd::desc(algo, any_x, any_w, any_y, st, pd, pd), attr, e,
+                                        fpd);
+            p.prim = bwd(q);
+            p.arg_a = DNNL_ARG_DIFF_DST, p.arg_b = DNNL_ARG_WEIGHTS, p.arg_out = DNNL_ARG_DIFF_SRC;
+            p.a.set(e, py, q.diff_dst_desc(), true);
+            p.b.set(e, pw, q.weights_desc(), true);
+            p.out.set(e, px, q.diff_src_desc(), false);
+            p.scratch = q.scratchpad_desc();
+            break;
+        }
+        case Pass::weight_grad: {
+            using bwd = dnnl::convolution_backward_weights;
+            const bwd::primitive_desc q(bwd::desc(algo, any_x, any_w, any_y, st, pd, pd), attr, e,
+                                        fpd);
+            p.prim = bwd(q);
+            p.arg_a = DNNL_ARG_SRC, p.arg_b = DNNL_ARG_DIFF_DST, p.arg_out = DNNL_ARG_DIFF_WEIGHTS;
+            p.a.set(e, px, q.src_desc(), true);
+            p.b.set(e, py, q.diff_dst_desc(), true);
+            p.out.set(e, pw, q.diff_weights_desc(), false);
+            p.scratch = q.scratchpad_desc();
+            break;
+        }
+    }
+    return p;
+}
+
+/// The plan for k, built on first use. Plans are never removed, so references stay valid.
+inline const Plan& plan(const Key& k) {
+    static std::mutex m;
+    static std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
+    std::lock_guard<std::mutex> lock(m);
+    auto& slot = plans[k];
+    if (!slot) slot = std::make_unique<Plan>(build(k));
+    return *slot;
+}
+
+/// Host memory for a oneDNN descriptor (none for an empty one).
+inline HostBuffer<float> scratch_for(const dnnl::memory::desc& d) {
+    return HostBuffer<float>((d.get_size() + sizeof(float) - 1) / sizeof(float));
+}
+
+/// Runs pass k on l2rw's plain tensors a, b (inputs) and out, with an optional bias.
+inline void run(const Key& k, const float* a, const float* b, const float* bias, float* out) {
+    match_library_threads();  // oneDNN's regions take the calling thread's OpenMP team
+    const Plan& p = plan(k);
+    const auto& e = engine();
+    dnnl::stream s(e);
+    HostBuffer<float> wa, wb, wo, ws = scratch_for(p.scratch);
+    auto input = [&](const Operand& o, const float* src, HostBuffer<float>& w) {
+        dnnl::memory user(o.plain, e, const_cast<float*>(src));
+        if (!o.move) return user;
+        w = scratch_for(o.inner);
+        dnnl::memory inner(o.inner, e, w.data());
+        o.move->execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, inner}});
+        return inner;
+    };
+    std::unordered_map<int, dnnl::memory> args{{p.arg_a, input(p.a, a, wa)},
+                                               {p.arg_b, input(p.b, b, wb)}};
+    dnnl::memory user_out(p.out.plain, e, out);
+    dnnl::memory inner_out = user_out;
+    if (p.out.move) {
+        wo = scratch_for(p.out.inner);
+        inner_out = dnnl::memory(p.out.inner, e, wo.data());
+    }
+    args.emplace(p.arg_out, inner_out);
+    if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, e, const_cast<float*>(bias)));
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratch, e, ws.data()));
+    p.prim.execute(s, args);
+    if (p.out.move) p.out.move->execute(s, {{DNNL_ARG_FROM, inner_out}, {DNNL_ARG_TO, user_out}});
+    s.wait();
+}
+
+inline Key key(Pass pass, bool bias, index_t O, const kernel::Window2d& g) {
+    return Key{pass, bias, team_size(), g.n, g.c, g.h, g.w, O, g.kh, g.kw, g.stride, g.pad};
+}
+
+}  // namespace detail
+
+/// y [N, O, OH, OW] = conv2d(x, w) (+ bias when not null), as backend/conv2d.hpp's forward.
+inline void forward(const float* x, const float* w, const float* bias, float* y, index_t O,
+                    const kernel::Window2d& g) {
+    detail::run(detail::key(Pass::forward, bias != nullptr, O, g), x, w, bias, y);
+}
+/// gx [N, C, H, W] for output gradient gy, as backend/conv2d.hpp's input_grad.
+inline void input_grad(const float* gy, const float* w, float* gx, index_t O,
+                       const kernel::Window2d& g) {
+    detail::run(detail::key(Pass::input_grad, false, O, g), gy, w, nullptr, gx);
+}
+/// gw [O, C, KH, KW] for input x and output gradient gy, as backend/conv2d.hpp's weight_grad.
+inline void weight_grad(const float* x, const float* gy, float* gw, index_t O,
+                        const kernel::Window2d& g) {
+    detail::run(detail::key(Pass::weight_grad, false, O, g), x, gy, nullptr, gw);
+}
+
+}  // namespace l2rw::onednn
