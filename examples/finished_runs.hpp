@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace examples {
@@ -32,6 +33,24 @@ struct Csv {
                                     "afresh");
     }
 };
+
+/// Field `name` of `row` as a number; CheckpointError naming the file when it is none.
+template <class N>
+N csv_field(const Csv& csv, const std::vector<std::string>& row, const std::string& name) {
+    const std::string& v = row[csv.column(name)];
+    try {
+        std::size_t used = 0;
+        N x{};
+        if constexpr (std::is_floating_point_v<N>)
+            x = static_cast<N>(std::stod(v, &used));
+        else
+            x = static_cast<N>(std::stoll(v, &used));
+        if (used == v.size() && !v.empty()) return x;
+    } catch (const std::exception&) {
+    }
+    throw l2rw::CheckpointError(csv.file + ": '" + v + "' in column " + name +
+                                " is not a number; the file is damaged");
+}
 
 /// Reads a CSV (fields quoted with '"' when they hold a comma, quote or line break). nullopt
 /// when there is no file; CheckpointError naming the file and line when it is malformed (an

@@ -89,24 +89,6 @@ std::vector<std::string> eval_row(const EvalRow& e) {
             std::to_string(e.examples_since)};
 }
 
-/// Field `name` of `row` as a number; CheckpointError naming the file when it is none.
-template <class N>
-N field(const examples::Csv& csv, const std::vector<std::string>& row, const std::string& name) {
-    const std::string& v = row[csv.column(name)];
-    try {
-        std::size_t used = 0;
-        N x{};
-        if constexpr (std::is_floating_point_v<N>)
-            x = static_cast<N>(std::stod(v, &used));
-        else
-            x = static_cast<N>(std::stoll(v, &used));
-        if (used == v.size()) return x;
-    } catch (const std::exception&) {
-    }
-    throw CheckpointError(csv.file + ": '" + v + "' in column " + name +
-                          " is not a number; the file is damaged");
-}
-
 /// What earlier sittings left in OUT's CSVs: the finished runs of this plan (key: run_key)
 /// with their evaluations, and every row of runs outside it, which are written back as read.
 struct Finished {
@@ -132,19 +114,19 @@ Finished read_finished(const Config& c, const std::vector<PlannedRun>& plan) {
         }
         RunResult r;
         r.method = row[results->column("method")];
-        r.proportion = field<double>(*results, row, "proportion");
-        r.seed = field<std::uint64_t>(*results, row, "seed");
-        r.steps_done = field<std::int64_t>(*results, row, "steps_done");
+        r.proportion = examples::csv_field<double>(*results, row, "proportion");
+        r.seed = examples::csv_field<std::uint64_t>(*results, row, "seed");
+        r.steps_done = examples::csv_field<std::int64_t>(*results, row, "steps_done");
         if (r.steps_done != c.steps) continue;  // stopped early, or another --steps: run again
-        r.error = field<double>(*results, row, "test_error");
-        r.loss = field<double>(*results, row, "test_loss");
-        r.train_n = field<index_t>(*results, row, "train_size");
-        r.train_minority = field<index_t>(*results, row, "train_minority");
-        r.first_step = field<std::int64_t>(*results, row, "resumed_from_step");
-        r.steps_run = field<std::int64_t>(*results, row, "steps_run");
-        r.seconds = field<double>(*results, row, "seconds");
-        r.skipped = field<std::int64_t>(*results, row, "skipped_batches");
-        r.zero_total = field<std::int64_t>(*results, row, "zero_weight_examples");
+        r.error = examples::csv_field<double>(*results, row, "test_error");
+        r.loss = examples::csv_field<double>(*results, row, "test_loss");
+        r.train_n = examples::csv_field<index_t>(*results, row, "train_size");
+        r.train_minority = examples::csv_field<index_t>(*results, row, "train_minority");
+        r.first_step = examples::csv_field<std::int64_t>(*results, row, "resumed_from_step");
+        r.steps_run = examples::csv_field<std::int64_t>(*results, row, "steps_run");
+        r.seconds = examples::csv_field<double>(*results, row, "seconds");
+        r.skipped = examples::csv_field<std::int64_t>(*results, row, "skipped_batches");
+        r.zero_total = examples::csv_field<std::int64_t>(*results, row, "zero_weight_examples");
         r.zero_at_evals = row[results->column("zero_weight_at_evals")];
         f.planned[key(*results, row)].first = r;
     }
@@ -164,11 +146,14 @@ Finished read_finished(const Config& c, const std::vector<PlannedRun>& plan) {
         const auto it = f.planned.find(k);
         if (it == f.planned.end()) continue;  // a run that goes again
         EvalRow e{it->second.first.method, it->second.first.proportion, it->second.first.seed};
-        e.step = field<std::int64_t>(*evals, row, "step");
-        e.error = field<double>(*evals, row, "test_error");
-        e.zero_last_batch = field<std::int64_t>(*evals, row, "zero_weight_last_batch");
-        e.zero_since = field<std::int64_t>(*evals, row, "zero_weight_since_last_eval");
-        e.examples_since = field<std::int64_t>(*evals, row, "examples_since_last_eval");
+        e.step = examples::csv_field<std::int64_t>(*evals, row, "step");
+        e.error = examples::csv_field<double>(*evals, row, "test_error");
+        e.zero_last_batch =
+            examples::csv_field<std::int64_t>(*evals, row, "zero_weight_last_batch");
+        e.zero_since =
+            examples::csv_field<std::int64_t>(*evals, row, "zero_weight_since_last_eval");
+        e.examples_since =
+            examples::csv_field<std::int64_t>(*evals, row, "examples_since_last_eval");
         it->second.second.push_back(e);
     }
     return f;

@@ -28,6 +28,7 @@
 
 #include "common.hpp"
 #include "flags.hpp"
+#include "noisy_finished.hpp"
 #include "noisy_report.hpp"
 #include "noisy_runs.hpp"
 #include "progress.hpp"
@@ -67,27 +68,6 @@ std::shared_ptr<Model> make_model(const Config& c, const data::Dataset& ds, std:
         return nn::resnet_cifar<T, B>(32, ds.classes, seed, nn::Shortcut::pad, ds.c);
     if (c.model == "wrn28-10") return nn::wide_resnet<T, B>(28, 10, 0.3, ds.classes, seed, ds.c);
     return nn::lenet<T, B>(nn::LeNetOptions{ds.c, ds.h, ds.classes}, seed);
-}
-
-/// What defines every run of this configuration at noise ratio `ratio` (a phase adds its
-/// method, seed and steps).
-io::Metadata base_definition(const Config& c, const Data& d, double ratio) {
-    return {{"program", "noisy_labels"},
-            {"data", d.name + " " + d.dir},
-            {"train_size", std::to_string(c.train_size)},
-            {"first_seed", std::to_string(c.first_seed)},
-            {"noise", c.noise},
-            {"ratio", examples::exact_str(ratio)},
-            {"clean", std::to_string(d.clean_n) + (d.per_class ? " per class" : " in all")},
-            {"background_class", std::to_string(c.background_class)},
-            {"model", c.model},
-            {"lr", examples::exact_str(c.lr)},
-            {"momentum", examples::exact_str(c.momentum)},
-            {"weight_decay", examples::exact_str(c.weight_decay)},
-            {"batch", std::to_string(c.batch)},
-            {"augment", c.augment},
-            {"steps", std::to_string(c.steps)},
-            {"eval_every", std::to_string(c.eval_every)}};
 }
 
 int run(Config c) {
@@ -174,6 +154,19 @@ int run(Config c) {
         }
     }
 
+    // With --resume, the settings of OUT's earlier runs must be these (checked after the
+    // checkpoints), and a training run whose results are all finished in OUT/results.csv is
+    // taken from there (noisy_finished.hpp); its phases add nothing to the time left.
+    const bool carry = c.resume && examples::check_sweep_file(c.out, sweep_definition(c, d));
+    const Finished earlier = carry ? read_finished(c, plan) : Finished{};
+    for (std::size_t t = 0, k = 0; t < trials; ++t)
+        for (const auto& v : plan) {
+            const bool done = earlier.taken(v, c.ratios[t / static_cast<std::size_t>(c.seeds)],
+                                            c.first_seed + t % static_cast<std::size_t>(c.seeds));
+            for (int i = 0; i < (v.ft ? 2 : 1); ++i, ++k)
+                if (done) sweep.drop(phases[k].sweep_index);
+        }
+
     // ---- what will run -----------------------------------------------------------------
     if (d.fashion)
         std::printf(
@@ -239,6 +232,7 @@ int run(Config c) {
         "so far)\n",
         c.progress_every);
     fs::create_directories(c.out);
+    examples::write_sweep_file(c.out, sweep_definition(c, d));
 
     // ---- runs ----------------------------------------------------------------------------
     std::vector<RunResult> runs;
@@ -273,6 +267,30 @@ int run(Config c) {
                             : "");
 
         for (const auto& v : plan) {
+            if (earlier.taken(v, ratio, seed)) {  // every result of this run is in OUT/results.csv
+                phase_no += v.ft ? 2 : 1;
+                for (const bool ft : {false, true}) {
+                    if (ft ? !v.ft : !v.plain) continue;
+                    const RunResult& x =
+                        *earlier.find(run_key(v.base + (ft ? "+ft" : ""), ratio, seed));
+                    std::printf(
+                        "[%zu/%zu] %s%s seed %llu: finished in an earlier sitting (%s): test "
+                        "accuracy %.2f%%\n",
+                        ++run_no, results, x.method.c_str(), at.c_str(),
+                        static_cast<unsigned long long>(seed),
+                        (fs::path(c.out) / "results.csv").string().c_str(), 100 * x.accuracy);
+                    runs.push_back(x);
+                }
+                if (c.weight_dump_step >= 0 && examples::per_example_weights(v.base)) {
+                    examples::WeightDump dump(dump_file(v.base, ratio, seed), c.weight_dump_step,
+                                              c.weight_dump_batches);
+                    std::printf("%s seed %llu: %s\n", v.base.c_str(),
+                                static_cast<unsigned long long>(seed),
+                                dump.begin(c.steps, c.steps).c_str());
+                    dumps.push_back({v.base, ratio, dump.rows()});
+                }
+                continue;
+            }
             auto model = make_model(c, train, examples::derive_seed(seed, 0x4d));
             optim::SGD<T, B> opt(
                 {.lr = c.lr, .momentum = c.momentum, .weight_decay = c.weight_decay});
@@ -327,7 +345,7 @@ int run(Config c) {
                             x.seconds, n ? 1e3 * x.seconds / static_cast<double>(n) : 0.0,
                             finished ? "" : " -- stopped early (--session-steps)");
                 runs.push_back(x);
-                write_results(c, runs, d);
+                write_results(c, runs, d, earlier.other);
             };
             if (v.plain) {
                 ++run_no;
@@ -362,6 +380,7 @@ int run(Config c) {
             record(f);
         }
     }
+    write_results(c, runs, d, earlier.other);  // also when every run was finished before
     print_summary(c, d, runs, flipped);
     if (c.weight_dump_step >= 0) draw_weight_figure(c, d, dumps);
     std::printf("Total time %s\n", examples::format_duration(all.seconds()).c_str());

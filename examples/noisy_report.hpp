@@ -28,8 +28,11 @@ struct RunResult {
     std::int64_t steps_done = 0, steps_run = 0, first_step = 0, ft_steps_done = 0, skipped = 0;
 };
 
-inline void write_results(const Config& c, const std::vector<RunResult>& runs, const Data& d) {
-    std::vector<std::vector<std::string>> rows;
+/// OUT/results.csv: the rows of runs outside this invocation's plan (`other`, as read) and
+/// a row per result of this one.
+inline void write_results(const Config& c, const std::vector<RunResult>& runs, const Data& d,
+                          const std::vector<std::vector<std::string>>& other) {
+    std::vector<std::vector<std::string>> rows = other;
     for (const auto& r : runs) {
         const auto n = r.steps_done + r.ft_steps_done;
         rows.push_back({r.method, std::to_string(r.seed), d.name, c.model, c.noise,

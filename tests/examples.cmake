@@ -168,7 +168,7 @@ l2rw_resume_equivalence_test(examples.mnist_imbalance.resume_equivalence mnist_i
     --train-size 300 --steps 15 --batch 50 --seeds 1 --proportions 0.95
     --methods uniform,hard_mining,l2rw --eval-every 4 --checkpoint-every 5)
 l2rw_resume_equivalence_test(examples.noisy_labels.resume_equivalence noisy_labels 7
-    "results.csv"
+    "results.csv" CARRY
     --model lenet --lr 0.01 --steps 12 --ft-steps 4 --train-size 3000 --test-size 500
     --methods uniform,l2rw,l2rw+ft --eval-every 5 --checkpoint-every 3)
 
