@@ -34,6 +34,14 @@ auto with_onednn(bool on, F&& f) {
     return r;
 }
 
+/// A fixed thread count for a test case: ctest runs other tests beside this one, and the
+/// adaptive team would otherwise change the count (and so the primitive) between two runs.
+struct FixedThreads {
+    bool adaptive = adaptive_threads();
+    FixedThreads() { set_adaptive_threads(false); }
+    ~FixedThreads() { set_adaptive_threads(adaptive); }
+};
+
 /// max |a - b| / max |b|.
 double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
     REQUIRE(a.size() == b.size());
@@ -52,6 +60,7 @@ struct Geometry {
 }  // namespace
 
 TEST_CASE("onednn: each pass of the convolution family equals the Eigen kernels in float") {
+    const FixedThreads fixed;
     const std::vector<Geometry> cases = {
         {4, 3, 9, 9, 8, 3, 1, 1},     // a ResNet's 3x3, same padding
         {3, 8, 10, 10, 16, 3, 2, 1},  // strided
@@ -128,6 +137,7 @@ double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
 }  // namespace
 
 TEST_CASE("onednn: a LeNet and a ResNet-8 l2rw step agree with the Eigen kernels") {
+    const FixedThreads fixed;
     for (bool resnet : {false, true}) {
         CAPTURE(resnet);
         const auto on = with_onednn(true, [&] { return l2rw_step<float>(resnet); });

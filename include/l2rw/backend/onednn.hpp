@@ -21,6 +21,8 @@
 #error "l2rw/backend/onednn.hpp needs oneDNN: link l2rw::onednn (it defines L2RW_WITH_ONEDNN)"
 #endif
 
+#include <omp.h>
+
 #include <atomic>
 #include <cstddef>
 #include <functional>
@@ -179,9 +181,15 @@ inline HostBuffer<float> scratch_for(const dnnl::memory::desc& d) {
     return HostBuffer<float>((d.get_size() + sizeof(float) - 1) / sizeof(float));
 }
 
-/// Runs pass k on l2rw's plain tensors a, b (inputs) and out, with an optional bias.
-inline void run(const Key& k, const float* a, const float* b, const float* bias, float* out) {
-    match_library_threads();  // oneDNN's regions take the calling thread's OpenMP team
+/// Runs `pass` on l2rw's plain tensors a, b (inputs) and out, with an optional bias.
+inline void run(Pass pass, index_t O, const kernel::Window2d& g, const float* a, const float* b,
+                const float* bias, float* out) {
+    // oneDNN's regions take the calling thread's OpenMP team: set it to team_size() first,
+    // and build (or take) the plan made for that team.
+    match_library_threads();
+    const Key k{
+        pass, bias != nullptr, omp_get_max_threads(), g.n, g.c, g.h, g.w, O, g.kh, g.kw, g.stride,
+        g.pad};
     const Plan& p = plan(k);
     const auto& e = engine();
     dnnl::stream s(e);
@@ -210,26 +218,22 @@ inline void run(const Key& k, const float* a, const float* b, const float* bias,
     s.wait();
 }
 
-inline Key key(Pass pass, bool bias, index_t O, const kernel::Window2d& g) {
-    return Key{pass, bias, team_size(), g.n, g.c, g.h, g.w, O, g.kh, g.kw, g.stride, g.pad};
-}
-
 }  // namespace detail
 
 /// y [N, O, OH, OW] = conv2d(x, w) (+ bias when not null), as backend/conv2d.hpp's forward.
 inline void forward(const float* x, const float* w, const float* bias, float* y, index_t O,
                     const kernel::Window2d& g) {
-    detail::run(detail::key(Pass::forward, bias != nullptr, O, g), x, w, bias, y);
+    detail::run(Pass::forward, O, g, x, w, bias, y);
 }
 /// gx [N, C, H, W] for output gradient gy, as backend/conv2d.hpp's input_grad.
 inline void input_grad(const float* gy, const float* w, float* gx, index_t O,
                        const kernel::Window2d& g) {
-    detail::run(detail::key(Pass::input_grad, false, O, g), gy, w, nullptr, gx);
+    detail::run(Pass::input_grad, O, g, gy, w, nullptr, gx);
 }
 /// gw [O, C, KH, KW] for input x and output gradient gy, as backend/conv2d.hpp's weight_grad.
 inline void weight_grad(const float* x, const float* gy, float* gw, index_t O,
                         const kernel::Window2d& g) {
-    detail::run(detail::key(Pass::weight_grad, false, O, g), x, gy, nullptr, gw);
+    detail::run(Pass::weight_grad, O, g, x, gy, nullptr, gw);
 }
 
 }  // namespace l2rw::onednn
