@@ -12,7 +12,9 @@
 # test error / accuracy in [0, 1]; mnist_imbalance also reports Figure 2 (drawn or gnuplot
 # missing), writes evals.csv with at least one evaluation, and its figure2.gp redraws
 # figure2.png when run by itself in OUT_DIR (with gnuplot installed). With RESUME_ARGS the program is run a second time with them:
-# it must say it resumes from step RESUME_STEP, and every CSV row must record it. With
+# it must say it resumes from step RESUME_STEP, and every CSV row must record it; with
+# RESUME_STEP "taken" (every run finished) it must take every result from results.csv
+# instead, training none again, and leave its losses as they were. With
 # BAD_CHECKPOINT=ON as well, one checkpoint is then replaced by an empty file and by a text
 # file in turn: each --resume run must fail, naming the file and what is wrong with it, and
 # must not have said "no checkpoint" for it.
@@ -264,19 +266,36 @@ if(RESUME_ARGS)
         fail("the first run (with --checkpoint-every) left no checkpoint in ${OUT_DIR}"
             "${output}")
     endif()
+    check_csv("${output}" test_loss losses_before)
     run_program(resumed output ${RESUME_ARGS})
-    if(NOT output MATCHES "resuming from checkpoint [^\n]*\\(step ${RESUME_STEP} of")
-        fail("the --resume run does not say it resumes from step ${RESUME_STEP}" "${output}")
-    endif()
     check_table("${output}")
-    check_csv("${output}" resumed_from_step firsts)
-    foreach(k IN LISTS firsts)
-        if(NOT k EQUAL RESUME_STEP)
-            fail("results.csv records a run resumed from step ${k}, want ${RESUME_STEP}"
+    if(RESUME_STEP STREQUAL "taken")
+        # Every run had finished: each result is taken from results.csv, none trained again.
+        string(REGEX MATCHALL "finished in an earlier sitting" taken "${output}")
+        list(LENGTH taken n_taken)
+        if(NOT n_taken EQUAL ROWS OR output MATCHES "resuming from checkpoint|starting from step")
+            fail("the --resume run of finished runs did not take all ${ROWS} results from "
+                "results.csv (${n_taken} taken)" "${output}")
+        endif()
+        check_csv("${output}" test_loss losses_after)
+        if(NOT losses_after STREQUAL losses_before)
+            fail("results.csv's losses changed: ${losses_before} before, ${losses_after} after"
                 "${output}")
         endif()
-    endforeach()
-    message(STATUS "${KIND}: --resume continued every run from step ${RESUME_STEP}")
+        message(STATUS "${KIND}: --resume took every finished result from results.csv")
+    else()
+        if(NOT output MATCHES "resuming from checkpoint [^\n]*\\(step ${RESUME_STEP} of")
+            fail("the --resume run does not say it resumes from step ${RESUME_STEP}" "${output}")
+        endif()
+        check_csv("${output}" resumed_from_step firsts)
+        foreach(k IN LISTS firsts)
+            if(NOT k EQUAL RESUME_STEP)
+                fail("results.csv records a run resumed from step ${k}, want ${RESUME_STEP}"
+                    "${output}")
+            endif()
+        endforeach()
+        message(STATUS "${KIND}: --resume continued every run from step ${RESUME_STEP}")
+    endif()
 endif()
 
 if(RESUME_ARGS AND BAD_CHECKPOINT)
