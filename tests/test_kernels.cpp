@@ -18,6 +18,7 @@
 #include <numeric>
 #include <thread>
 
+#include "small_run.hpp"
 #include "testing.hpp"
 
 #if defined(__linux__) && defined(_OPENMP) && !defined(__CUDACC__)
@@ -290,30 +291,6 @@ auto at_threads(int t, F&& f) {
     return r;
 }
 
-/// 20 l2rw steps (SGD momentum) of a seeded model; its parameters afterwards.
-std::vector<double> train_l2rw(bool resnet) {
-    auto m =
-        resnet ? nn::resnet_cifar<double, Cpu>(8, 3, 5) : nn::lenet<double, Cpu>({1, 12, 3}, 5);
-    meta::OnlineReweighter<nn::Sequential<double, Cpu>> rw(*m);
-    optim::SGD<double, Cpu> opt({.lr = 0.05, .momentum = 0.9});
-    for (int step = 0; step < 20; ++step) {
-        auto batch = [&](index_t n, std::uint64_t seed) {
-            meta::Batch<double, Cpu> b;
-            b.x = resnet ? Tensor<double, Cpu>::randn({n, 3, 8, 8}, seed)
-                         : Tensor<double, Cpu>::randn({n, 1, 12, 12}, seed);
-            b.y = random_labels<Cpu>(n, 3, seed + 1);
-            return b;
-        };
-        (void)rw.step(batch(24, 100 + step), batch(12, 500 + step), opt);
-    }
-    std::vector<double> all;
-    for (auto& [name, t] : nn::named_parameters(*m)) {
-        const auto h = t->to_host();
-        all.insert(all.end(), h.begin(), h.end());
-    }
-    return all;
-}
-
 }  // namespace
 
 TEST_CASE("kernels: sums and the conv weight gradient give the same bits at 1 and 2 threads") {
@@ -370,9 +347,9 @@ TEST_CASE("kernels: the adaptive team gives up threads while other processes hol
 TEST_CASE("kernels: LeNet and ResNet-8 l2rw training at 1 and 2 threads agree, and repeat") {
     for (bool resnet : {false, true}) {
         CAPTURE(resnet);
-        const auto one = at_threads(1, [&] { return train_l2rw(resnet); });
-        const auto two = at_threads(2, [&] { return train_l2rw(resnet); });
-        const auto again = at_threads(2, [&] { return train_l2rw(resnet); });
+        const auto one = at_threads(1, [&] { return small_l2rw_run<double>(resnet, 20); });
+        const auto two = at_threads(2, [&] { return small_l2rw_run<double>(resnet, 20); });
+        const auto again = at_threads(2, [&] { return small_l2rw_run<double>(resnet, 20); });
         check_close(two, one, 1e-12, 1e-14, resnet ? "ResNet-8 1 vs 2 threads" : "LeNet 1 vs 2");
         CHECK(two == again);  // bitwise at a fixed thread count
     }

@@ -17,10 +17,10 @@
 // back skipped (the padded layout overruns the output: the test crashes).
 #include <vector>
 
-#include "../testing.hpp"
+#include "../small_run.hpp"
 
 using namespace l2rw;
-using l2rw::testing::random_labels;
+using l2rw::testing::small_l2rw_run;
 
 namespace {
 
@@ -102,28 +102,6 @@ TEST_CASE("onednn: each pass of the convolution family equals the Eigen kernels 
 
 namespace {
 
-/// One l2rw step of a seeded model in precision T: the example weights, then the model's
-/// parameters after the update, all as doubles.
-template <class T>
-std::vector<double> l2rw_step(bool resnet) {
-    auto m = resnet ? nn::resnet_cifar<T, Cpu>(8, 3, 5) : nn::lenet<T, Cpu>({1, 12, 3}, 5);
-    meta::OnlineReweighter<nn::Sequential<T, Cpu>> rw(*m);
-    optim::SGD<T, Cpu> opt({.lr = 0.05, .momentum = 0.9});
-    auto batch = [&](index_t n, std::uint64_t seed) {
-        meta::Batch<T, Cpu> b;
-        b.x = resnet ? Tensor<T, Cpu>::randn({n, 3, 8, 8}, seed)
-                     : Tensor<T, Cpu>::randn({n, 1, 12, 12}, seed);
-        b.y = random_labels<Cpu>(n, 3, seed + 1);
-        return b;
-    };
-    const auto r = rw.step(batch(24, 100), batch(12, 500), opt);
-    std::vector<double> all;
-    for (auto v : r.weights) all.push_back(double(v));
-    for (auto& [name, t] : nn::named_parameters(*m))
-        for (auto v : t->to_host()) all.push_back(double(v));
-    return all;
-}
-
 double rel_diff(const std::vector<double>& a, const std::vector<double>& b) {
     REQUIRE(a.size() == b.size());
     double d = 0, m = 0;
@@ -140,12 +118,12 @@ TEST_CASE("onednn: a LeNet and a ResNet-8 l2rw step agree with the Eigen kernels
     const FixedThreads fixed;
     for (bool resnet : {false, true}) {
         CAPTURE(resnet);
-        const auto on = with_onednn(true, [&] { return l2rw_step<float>(resnet); });
-        const auto off = with_onednn(false, [&] { return l2rw_step<float>(resnet); });
+        const auto on = with_onednn(true, [&] { return small_l2rw_run<float>(resnet, 1); });
+        const auto off = with_onednn(false, [&] { return small_l2rw_run<float>(resnet, 1); });
         CHECK(rel_diff(on, off) < 1e-4);
-        CHECK(on == with_onednn(true, [&] { return l2rw_step<float>(resnet); }));
+        CHECK(on == with_onednn(true, [&] { return small_l2rw_run<float>(resnet, 1); }));
         // double stays on the Eigen kernels whatever the switch says
-        CHECK(with_onednn(true, [&] { return l2rw_step<double>(resnet); }) ==
-              with_onednn(false, [&] { return l2rw_step<double>(resnet); }));
+        CHECK(with_onednn(true, [&] { return small_l2rw_run<double>(resnet, 1); }) ==
+              with_onednn(false, [&] { return small_l2rw_run<double>(resnet, 1); }));
     }
 }

@@ -23,6 +23,7 @@
 
 #include <omp.h>
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <functional>
@@ -109,6 +110,22 @@ inline dnnl::memory::desc md(const dims& d, tag t) {
     return dnnl::memory::desc(d, dnnl::memory::data_type::f32, t);
 }
 
+/// Completes p from its pass's primitive descriptor q: the primitive, and for its two inputs
+/// and its output (oneDNN argument ids `args`, l2rw's layouts `plain`) the layouts q chose,
+/// with the reorders between them, and the scratchpad.
+template <class Primitive, class Desc>
+void finish(Plan& p, const Desc& q, const std::array<int, 3>& args,
+            const std::array<dnnl::memory::desc, 3>& plain) {
+    const auto& e = engine();
+    auto inner = [&](int i) { return q.query_md(dnnl::query::exec_arg_md, args[i]); };
+    p.prim = Primitive(q);
+    p.arg_a = args[0], p.arg_b = args[1], p.arg_out = args[2];
+    p.a.set(e, plain[0], inner(0), true);
+    p.b.set(e, plain[1], inner(1), true);
+    p.out.set(e, plain[2], inner(2), false);
+    p.scratch = q.scratchpad_desc();
+}
+
 inline Plan build(const Key& k) {
     const auto& e = engine();
     const dims x{k.n, k.c, k.h, k.w}, wt{k.o, k.c, k.kh, k.kw}, b{k.o};
@@ -129,39 +146,26 @@ inline Plan build(const Key& k) {
     const fwd::primitive_desc fpd(fwd_desc, attr, e);
     Plan p;
     p.bias = pb;
+    using bwd_data = dnnl::convolution_backward_data;
+    using bwd_weights = dnnl::convolution_backward_weights;
     switch (k.pass) {
         case Pass::forward:
-            p.prim = fwd(fpd);
-            p.arg_a = DNNL_ARG_SRC, p.arg_b = DNNL_ARG_WEIGHTS, p.arg_out = DNNL_ARG_DST;
-            p.a.set(e, px, fpd.src_desc(), true);
-            p.b.set(e, pw, fpd.weights_desc(), true);
-            p.out.set(e, py, fpd.dst_desc(), false);
-            p.scratch = fpd.scratchpad_desc();
+            finish<fwd>(p, fpd, {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST}, {px, pw, py});
             break;
-        case Pass::input_grad: {
-            using bwd = dnnl::convolution_backward_data;
-            const bwd::primitive_desc q(bwd::desc(algo, any_x, any_w, any_y, st, pd, pd), attr, e,
-                                        fpd);
-            p.prim = bwd(q);
-            p.arg_a = DNNL_ARG_DIFF_DST, p.arg_b = DNNL_ARG_WEIGHTS, p.arg_out = DNNL_ARG_DIFF_SRC;
-            p.a.set(e, py, q.diff_dst_desc(), true);
-            p.b.set(e, pw, q.weights_desc(), true);
-            p.out.set(e, px, q.diff_src_desc(), false);
-            p.scratch = q.scratchpad_desc();
+        case Pass::input_grad:
+            finish<bwd_data>(
+                p,
+                bwd_data::primitive_desc(bwd_data::desc(algo, any_x, any_w, any_y, st, pd, pd),
+                                         attr, e, fpd),
+                {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC}, {py, pw, px});
             break;
-        }
-        case Pass::weight_grad: {
-            using bwd = dnnl::convolution_backward_weights;
-            const bwd::primitive_desc q(bwd::desc(algo, any_x, any_w, any_y, st, pd, pd), attr, e,
-                                        fpd);
-            p.prim = bwd(q);
-            p.arg_a = DNNL_ARG_SRC, p.arg_b = DNNL_ARG_DIFF_DST, p.arg_out = DNNL_ARG_DIFF_WEIGHTS;
-            p.a.set(e, px, q.src_desc(), true);
-            p.b.set(e, py, q.diff_dst_desc(), true);
-            p.out.set(e, pw, q.diff_weights_desc(), false);
-            p.scratch = q.scratchpad_desc();
+        case Pass::weight_grad:
+            finish<bwd_weights>(
+                p,
+                bwd_weights::primitive_desc(
+                    bwd_weights::desc(algo, any_x, any_w, any_y, st, pd, pd), attr, e, fpd),
+                {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS}, {px, py, pw});
             break;
-        }
     }
     return p;
 }
