@@ -8,6 +8,7 @@
 //     step differentiates through all three passes) give the same weights and gradients
 //   at a fixed thread count, two runs are bitwise equal; double never goes to oneDNN (its
 //     results are bitwise those of the Eigen kernels)
+//   a oneDNN error becomes an l2rw::Error that names the pass and its geometry
 //
 // The double-precision FD checks of the family (first and second order) are in
 // tests/test_kernels.cpp; oneDNN takes float only.
@@ -126,4 +127,15 @@ TEST_CASE("onednn: a LeNet and a ResNet-8 l2rw step agree with the Eigen kernels
         CHECK(with_onednn(true, [&] { return small_l2rw_run<double>(resnet, 1); }) ==
               with_onednn(false, [&] { return small_l2rw_run<double>(resnet, 1); }));
     }
+}
+
+TEST_CASE("onednn: a oneDNN failure is an l2rw::Error naming the pass and its geometry") {
+    const onednn::detail::Key k{onednn::Pass::weight_grad, false, 2, 4, 3, 9, 9, 8, 3, 3, 2, 1};
+    const l2rw::Error e =
+        onednn::detail::failure(k, "cannot build", dnnl::error(dnnl_unimplemented, "no kernel"));
+    const std::string what = e.what();
+    CHECK(what.find("conv2d_weight_grad on oneDNN: cannot build its primitive for input [4, 3, "
+                    "9, 9], 8 filters 3x3, stride 2, padding 1, 2 thread(s): no kernel") !=
+          std::string::npos);
+    CHECK(what.find("set_enabled(false)") != std::string::npos);
 }

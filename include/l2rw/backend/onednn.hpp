@@ -31,9 +31,11 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <optional>
+#include <string>
 #include <unordered_map>
 
 #include "../config.hpp"
+#include "../error.hpp"
 #include "geometry.hpp"
 #include "host_pool.hpp"
 #include "parallel.hpp"
@@ -170,13 +172,30 @@ inline Plan build(const Key& k) {
     return p;
 }
 
+/// An l2rw::Error for a oneDNN failure on pass k, naming the pass and its geometry.
+inline Error failure(const Key& k, const char* what, const dnnl::error& e) {
+    static const char* const names[] = {"conv2d", "conv2d_input_grad", "conv2d_weight_grad"};
+    auto n = [](index_t v) { return std::to_string(v); };
+    return Error(std::string(names[static_cast<int>(k.pass)]) + " on oneDNN: " + what +
+                 " its primitive for input [" + n(k.n) + ", " + n(k.c) + ", " + n(k.h) + ", " +
+                 n(k.w) + "], " + n(k.o) + " filters " + n(k.kh) + "x" + n(k.kw) + ", stride " +
+                 n(k.stride) + ", padding " + n(k.pad) + ", " + n(k.threads) + " thread(s): " +
+                 e.what() + " (l2rw::onednn::set_enabled(false) uses l2rw's own kernels)");
+}
+
 /// The plan for k, built on first use. Plans are never removed, so references stay valid.
 inline const Plan& plan(const Key& k) {
     static std::mutex m;
     static std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
     std::lock_guard<std::mutex> lock(m);
     auto& slot = plans[k];
-    if (!slot) slot = std::make_unique<Plan>(build(k));
+    if (!slot) {
+        try {
+            slot = std::make_unique<Plan>(build(k));
+        } catch (const dnnl::error& e) {
+            throw failure(k, "cannot build", e);
+        }
+    }
     return *slot;
 }
 
@@ -195,31 +214,36 @@ inline void run(Pass pass, index_t O, const kernel::Window2d& g, const float* a,
         pass, bias != nullptr, omp_get_max_threads(), g.n, g.c, g.h, g.w, O, g.kh, g.kw, g.stride,
         g.pad};
     const Plan& p = plan(k);
-    const auto& e = engine();
-    dnnl::stream s(e);
-    HostBuffer<float> wa, wb, wo, ws = scratch_for(p.scratch);
-    auto input = [&](const Operand& o, const float* src, HostBuffer<float>& w) {
-        dnnl::memory user(o.plain, e, const_cast<float*>(src));
-        if (!o.move) return user;
-        w = scratch_for(o.inner);
-        dnnl::memory inner(o.inner, e, w.data());
-        o.move->execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, inner}});
-        return inner;
-    };
-    std::unordered_map<int, dnnl::memory> args{{p.arg_a, input(p.a, a, wa)},
-                                               {p.arg_b, input(p.b, b, wb)}};
-    dnnl::memory user_out(p.out.plain, e, out);
-    dnnl::memory inner_out = user_out;
-    if (p.out.move) {
-        wo = scratch_for(p.out.inner);
-        inner_out = dnnl::memory(p.out.inner, e, wo.data());
+    try {
+        const auto& e = engine();
+        dnnl::stream s(e);
+        HostBuffer<float> wa, wb, wo, ws = scratch_for(p.scratch);
+        auto input = [&](const Operand& o, const float* src, HostBuffer<float>& w) {
+            dnnl::memory user(o.plain, e, const_cast<float*>(src));
+            if (!o.move) return user;
+            w = scratch_for(o.inner);
+            dnnl::memory inner(o.inner, e, w.data());
+            o.move->execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, inner}});
+            return inner;
+        };
+        std::unordered_map<int, dnnl::memory> args{{p.arg_a, input(p.a, a, wa)},
+                                                   {p.arg_b, input(p.b, b, wb)}};
+        dnnl::memory user_out(p.out.plain, e, out);
+        dnnl::memory inner_out = user_out;
+        if (p.out.move) {
+            wo = scratch_for(p.out.inner);
+            inner_out = dnnl::memory(p.out.inner, e, wo.data());
+        }
+        args.emplace(p.arg_out, inner_out);
+        if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, e, const_cast<float*>(bias)));
+        args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratch, e, ws.data()));
+        p.prim.execute(s, args);
+        if (p.out.move)
+            p.out.move->execute(s, {{DNNL_ARG_FROM, inner_out}, {DNNL_ARG_TO, user_out}});
+        s.wait();
+    } catch (const dnnl::error& err) {
+        throw failure(k, "cannot run", err);
     }
-    args.emplace(p.arg_out, inner_out);
-    if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, e, const_cast<float*>(bias)));
-    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratch, e, ws.data()));
-    p.prim.execute(s, args);
-    if (p.out.move) p.out.move->execute(s, {{DNNL_ARG_FROM, inner_out}, {DNNL_ARG_TO, user_out}});
-    s.wait();
 }
 
 }  // namespace detail
