@@ -27,7 +27,10 @@ inline l2rw::io::Metadata base_definition(const Config& c, const Data& d, double
             {"first_seed", std::to_string(c.first_seed)},
             {"noise", c.noise},
             {"ratio", exact_str(ratio)},
-            {"clean", std::to_string(d.clean_n) + (d.per_class ? " per class" : " in all")},
+            {"clean",
+             std::to_string(d.clean_n) +
+                 (d.per_class ? " (" + std::to_string(d.clean_n / d.train.classes) + " per class)"
+                              : " in all")},
             {"background_class", std::to_string(c.background_class)},
             {"model", c.model},
             {"lr", exact_str(c.lr)},
