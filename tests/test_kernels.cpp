@@ -18,8 +18,10 @@
 #include <numeric>
 #include <thread>
 
-#include "small_run.hpp"
 #include "testing.hpp"
+#if defined(_OPENMP) && !defined(__CUDACC__)
+#include "small_run.hpp"  // the thread tests' training run
+#endif
 
 #if defined(__linux__) && defined(_OPENMP) && !defined(__CUDACC__)
 #include <signal.h>
