@@ -332,34 +332,47 @@ struct AvgPoolAdjoint {
     }
 };
 
+/// The residual "option A" shortcut, one call per output plane (image, output channel):
+/// a copy of every `stride`-th row and column of the matching input plane, or zeros for the
+/// padded channels. Rows and columns are walked, never divided out of a flat index.
 template <class T>
 struct ShortcutPad {
     const T* x;
     T* out;
     ShortcutGeo g;
-    L2RW_HD void operator()(index_t e) const {
-        const index_t w = e % g.ow, h = (e / g.ow) % g.oh, c = (e / (g.ow * g.oh)) % g.oc,
-                      n = e / (g.ow * g.oh * g.oc);
-        const index_t ci = c - g.before;
-        out[e] = (ci >= 0 && ci < g.c)
-                     ? x[((n * g.c + ci) * g.h + h * g.stride) * g.w + w * g.stride]
-                     : T(0);
+    L2RW_HD index_t cost() const { return g.oh * g.ow; }
+    L2RW_HD void operator()(index_t plane) const {
+        const index_t n = plane / g.oc, ci = plane % g.oc - g.before;
+        T* op = out + plane * g.oh * g.ow;
+        if (ci < 0 || ci >= g.c) {
+            for (index_t e = 0; e < g.oh * g.ow; ++e) op[e] = T(0);
+            return;
+        }
+        const T* xp = x + (n * g.c + ci) * g.h * g.w;
+        for (index_t h = 0; h < g.oh; ++h) {
+            const T* xr = xp + h * g.stride * g.w;
+            for (index_t w = 0; w < g.ow; ++w) op[h * g.ow + w] = xr[w * g.stride];
+        }
     }
 };
-/// The adjoint of ShortcutPad, over the input's elements.
+/// The adjoint of ShortcutPad, one call per input plane (image, input channel): the
+/// gradient of the output plane it was copied to, scattered back to the rows and columns
+/// it was taken from; zeros elsewhere.
 template <class T>
 struct ShortcutPadAdjoint {
     const T* gout;
     T* x;
     ShortcutGeo g;
-    L2RW_HD void operator()(index_t e) const {
-        const index_t w = e % g.w, h = (e / g.w) % g.h, c = (e / (g.w * g.h)) % g.c,
-                      n = e / (g.w * g.h * g.c);
-        if (h % g.stride || w % g.stride || h / g.stride >= g.oh || w / g.stride >= g.ow) {
-            x[e] = T(0);
-            return;
+    L2RW_HD index_t cost() const { return g.h * g.w; }
+    L2RW_HD void operator()(index_t plane) const {
+        const index_t n = plane / g.c, c = plane % g.c;
+        T* xp = x + plane * g.h * g.w;
+        for (index_t e = 0; e < g.h * g.w; ++e) xp[e] = T(0);
+        const T* gp = gout + (n * g.oc + c + g.before) * g.oh * g.ow;
+        for (index_t h = 0; h < g.oh; ++h) {
+            T* xr = xp + h * g.stride * g.w;
+            for (index_t w = 0; w < g.ow; ++w) xr[w * g.stride] = gp[h * g.ow + w];
         }
-        x[e] = gout[((n * g.oc + c + g.before) * g.oh + h / g.stride) * g.ow + w / g.stride];
     }
 };
 

@@ -295,7 +295,7 @@ template <class T, Backend B>
 Var<T, B> shortcut_pad_geo(const Var<T, B>& x, const kernel::ShortcutGeo& geo) {
     kernel::check(geo, x.shape(), kernel::input_shape(geo), "shortcut_pad_geo", "input");
     Tensor<T, B> out(kernel::output_shape(geo));
-    B::for_each(out.numel(), kernel::ShortcutPad<T>{x.value().data(), out.data(), geo});
+    B::for_each(geo.n * geo.oc, kernel::ShortcutPad<T>{x.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "shortcut_pad", std::move(out), {&x},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_adjoint(c.gout, geo); },
@@ -305,7 +305,7 @@ template <class T, Backend B>
 Var<T, B> shortcut_pad_adjoint(const Var<T, B>& g, const kernel::ShortcutGeo& geo) {
     kernel::check(geo, g.shape(), kernel::output_shape(geo), "shortcut_pad_adjoint", "gradient");
     Tensor<T, B> out(kernel::input_shape(geo));
-    B::for_each(out.numel(), kernel::ShortcutPadAdjoint<T>{g.value().data(), out.data(), geo});
+    B::for_each(geo.n * geo.c, kernel::ShortcutPadAdjoint<T>{g.value().data(), out.data(), geo});
     return l2rw::detail::record<T, B>(
         l2rw::detail::keep_none, "shortcut_pad_adjoint", std::move(out), {&g},
         [geo](l2rw::detail::VjpContext<T, B>& c) { c.gin[0] = shortcut_pad_geo(c.gout, geo); },
