@@ -1,9 +1,10 @@
 // tests/onednn/test_onednn.cpp — the float convolutions that l2rw::onednn sends to oneDNN,
 // against the Eigen kernels they replace (onednn::set_enabled(false) in the same binary):
 //
-//   each pass (forward with and without bias, input gradient, weight gradient) over strides,
-//     paddings, one input channel, batch 1, 1x1 pointwise and strided 1x1, and windows that
-//     do not divide the input: equal to float rounding (1e-5 of the largest value)
+//   each pass (forward with and without bias, input gradient, weight gradient, and both
+//     gradients in one call) over strides, paddings, one input channel, batch 1, 1x1
+//     pointwise and strided 1x1, and windows that do not divide the input: equal to float
+//     rounding (1e-5 of the largest value); both in one call give the bits of the two passes
 //   the Var ops of the family and so their VJPs: a LeNet and a ResNet-8 l2rw step (the meta
 //     step differentiates through all three passes) give the same weights and gradients
 //   at a fixed thread count, two runs are bitwise equal; double never goes to oneDNN (its
@@ -98,6 +99,23 @@ TEST_CASE("onednn: each pass of the convolution family equals the Eigen kernels 
         CHECK(rel_diff(with_onednn(true, gw), with_onednn(false, gw)) < 1e-5);
         // The same call twice at the same thread count: the same bits.
         CHECK(with_onednn(true, gw) == with_onednn(true, gw));
+        // Both gradients in one call (the forward's first-order VJP, gy reordered once): the
+        // bits of the two separate passes.
+        auto both = [&] {
+            std::vector<float> gxb(x.numel()), gwb(w.numel());
+            conv::backward<float, Cpu>(x.data(), gy.data(), w.data(), gxb.data(), gwb.data(), c.o,
+                                       g);
+            gxb.insert(gxb.end(), gwb.begin(), gwb.end());
+            return gxb;
+        };
+        auto apart = [&] {
+            auto r = gx();
+            const auto rw = gw();
+            r.insert(r.end(), rw.begin(), rw.end());
+            return r;
+        };
+        CHECK(with_onednn(true, both) == with_onednn(true, apart));
+        CHECK(rel_diff(with_onednn(true, both), with_onednn(false, apart)) < 1e-5);
     }
 }
 

@@ -239,4 +239,18 @@ void weight_grad(const T* x, const T* gy, T* gw, index_t O, const kernel::Window
     if (chunks > 1) B::for_each(M, kernel::SumSlices<T>{pp, gw, M, chunks});
 }
 
+/// Both gradients of conv2d for one output gradient gy: gx as input_grad and gw as
+/// weight_grad give them, the same numbers; on oneDNN, gy is moved into the primitives'
+/// layout once for the two.
+template <class T, Backend B>
+void backward(const T* x, const T* gy, const T* w, T* gx, T* gw, index_t O,
+              const kernel::Window2d& g) {
+#if defined(L2RW_WITH_ONEDNN)
+    if constexpr (detail::onednn_kind<T, B>)
+        if (onednn::enabled()) return onednn::backward(x, gy, w, gx, gw, O, g);
+#endif
+    input_grad<T, B>(gy, w, gx, O, g);
+    weight_grad<T, B>(x, gy, gw, O, g);
+}
+
 }  // namespace l2rw::conv

@@ -204,43 +204,57 @@ inline HostBuffer<float> scratch_for(const dnnl::memory::desc& d) {
     return HostBuffer<float>((d.get_size() + sizeof(float) - 1) / sizeof(float));
 }
 
+/// The key of `pass` for the calling thread's team: team_size(), set as its OpenMP team
+/// first, because oneDNN's regions take the calling thread's team.
+inline Key key(Pass pass, index_t O, const kernel::Window2d& g, bool bias) {
+    match_library_threads();
+    return Key{pass,     bias, omp_get_max_threads(), g.n, g.c, g.h, g.w, O, g.kh, g.kw,
+               g.stride, g.pad};
+}
+
+/// An input operand in its primitive's layout: l2rw's tensor src itself, or its reorder into
+/// w (host memory for the call) where the layouts differ.
+inline dnnl::memory input(dnnl::stream& s, const Operand& o, const float* src,
+                          HostBuffer<float>& w) {
+    const auto& e = engine();
+    dnnl::memory user(o.plain, e, const_cast<float*>(src));
+    if (!o.move) return user;
+    w = scratch_for(o.inner);
+    dnnl::memory inner(o.inner, e, w.data());
+    o.move->execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, inner}});
+    return inner;
+}
+
+/// Runs plan p on its inputs a, b (already in its layouts) into l2rw's plain tensor out,
+/// with an optional bias.
+inline void execute(dnnl::stream& s, const Plan& p, const dnnl::memory& a, const dnnl::memory& b,
+                    const float* bias, float* out) {
+    const auto& e = engine();
+    HostBuffer<float> wo, ws = scratch_for(p.scratch);
+    std::unordered_map<int, dnnl::memory> args{{p.arg_a, a}, {p.arg_b, b}};
+    dnnl::memory user_out(p.out.plain, e, out);
+    dnnl::memory inner_out = user_out;
+    if (p.out.move) {
+        wo = scratch_for(p.out.inner);
+        inner_out = dnnl::memory(p.out.inner, e, wo.data());
+    }
+    args.emplace(p.arg_out, inner_out);
+    if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, e, const_cast<float*>(bias)));
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratch, e, ws.data()));
+    p.prim.execute(s, args);
+    if (p.out.move) p.out.move->execute(s, {{DNNL_ARG_FROM, inner_out}, {DNNL_ARG_TO, user_out}});
+    s.wait();  // the host buffers of this call go back to the pool when it returns
+}
+
 /// Runs `pass` on l2rw's plain tensors a, b (inputs) and out, with an optional bias.
 inline void run(Pass pass, index_t O, const kernel::Window2d& g, const float* a, const float* b,
                 const float* bias, float* out) {
-    // oneDNN's regions take the calling thread's OpenMP team: set it to team_size() first,
-    // and build (or take) the plan made for that team.
-    match_library_threads();
-    const Key k{
-        pass, bias != nullptr, omp_get_max_threads(), g.n, g.c, g.h, g.w, O, g.kh, g.kw, g.stride,
-        g.pad};
+    const Key k = key(pass, O, g, bias != nullptr);
     const Plan& p = plan(k);
     try {
-        const auto& e = engine();
-        dnnl::stream s(e);
-        HostBuffer<float> wa, wb, wo, ws = scratch_for(p.scratch);
-        auto input = [&](const Operand& o, const float* src, HostBuffer<float>& w) {
-            dnnl::memory user(o.plain, e, const_cast<float*>(src));
-            if (!o.move) return user;
-            w = scratch_for(o.inner);
-            dnnl::memory inner(o.inner, e, w.data());
-            o.move->execute(s, {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, inner}});
-            return inner;
-        };
-        std::unordered_map<int, dnnl::memory> args{{p.arg_a, input(p.a, a, wa)},
-                                                   {p.arg_b, input(p.b, b, wb)}};
-        dnnl::memory user_out(p.out.plain, e, out);
-        dnnl::memory inner_out = user_out;
-        if (p.out.move) {
-            wo = scratch_for(p.out.inner);
-            inner_out = dnnl::memory(p.out.inner, e, wo.data());
-        }
-        args.emplace(p.arg_out, inner_out);
-        if (bias) args.emplace(DNNL_ARG_BIAS, dnnl::memory(p.bias, e, const_cast<float*>(bias)));
-        args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(p.scratch, e, ws.data()));
-        p.prim.execute(s, args);
-        if (p.out.move)
-            p.out.move->execute(s, {{DNNL_ARG_FROM, inner_out}, {DNNL_ARG_TO, user_out}});
-        s.wait();
+        dnnl::stream s(engine());
+        HostBuffer<float> wa, wb;
+        execute(s, p, input(s, p.a, a, wa), input(s, p.b, b, wb), bias, out);
     } catch (const dnnl::error& err) {
         throw failure(k, "cannot run", err);
     }
@@ -262,6 +276,30 @@ inline void input_grad(const float* gy, const float* w, float* gx, index_t O,
 inline void weight_grad(const float* x, const float* gy, float* gw, index_t O,
                         const kernel::Window2d& g) {
     detail::run(Pass::weight_grad, O, g, x, gy, nullptr, gw);
+}
+/// Both gradients for one output gradient gy, as input_grad and weight_grad (the same
+/// numbers): where the two primitives take gy in the same layout, it is reordered once.
+inline void backward(const float* x, const float* gy, const float* w, float* gx, float* gw,
+                     index_t O, const kernel::Window2d& g) {
+    const detail::Key kd = detail::key(Pass::input_grad, O, g, false);
+    const detail::Key kw = detail::key(Pass::weight_grad, O, g, false);
+    const detail::Plan &pd = detail::plan(kd), &pw = detail::plan(kw);
+    if (pd.a.inner != pw.b.inner) {
+        input_grad(gy, w, gx, O, g);
+        weight_grad(x, gy, gw, O, g);
+        return;
+    }
+    const detail::Key* k = &kd;
+    try {
+        dnnl::stream s(detail::engine());
+        HostBuffer<float> wy, ww, wx;
+        const dnnl::memory y = detail::input(s, pd.a, gy, wy);
+        detail::execute(s, pd, y, detail::input(s, pd.b, w, ww), nullptr, gx);
+        k = &kw;
+        detail::execute(s, pw, detail::input(s, pw.a, x, wx), y, nullptr, gw);
+    } catch (const dnnl::error& err) {
+        throw detail::failure(*k, "cannot run", err);
+    }
 }
 
 }  // namespace l2rw::onednn

@@ -71,8 +71,16 @@ Var<T, B> conv2d_geo(const Var<T, B>& x, const Var<T, B>& w, const Var<T, B>& bi
     conv::forward<T, B>(x.value().data(), w.value().data(),
                         bias.defined() ? bias.value().data() : nullptr, y.data(), O, g);
     auto rule = [g, O](l2rw::detail::VjpContext<T, B>& c) {
-        if (c.needs[0]) c.gin[0] = conv2d_input_grad(c.gout, c.in[1], g);
-        if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.in[0], c.gout, g);
+        if (!grad_enabled() && c.needs[0] && c.needs[1]) {  // first order: both in one call
+            Tensor<T, B> gx(kernel::input_shape(g)), gw(c.in[1].shape());
+            conv::backward<T, B>(c.in[0].value().data(), c.gout.value().data(),
+                                 c.in[1].value().data(), gx.data(), gw.data(), O, g);
+            c.gin[0] = Var<T, B>(gx);
+            c.gin[1] = Var<T, B>(gw);
+        } else {
+            if (c.needs[0]) c.gin[0] = conv2d_input_grad(c.gout, c.in[1], g);
+            if (c.needs[1]) c.gin[1] = conv2d_weight_grad(c.in[0], c.gout, g);
+        }
         if (c.needs[2]) c.gin[2] = reshape(sum_to(c.gout, Shape{O, 1, 1}), Shape{O});
     };
     // Bilinear in (x, w) plus the bias: the bias's tangent rides on the first convolution.
