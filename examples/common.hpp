@@ -18,6 +18,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace examples {
@@ -62,6 +63,15 @@ std::string format(const char* fmt, Args... args) {
     std::snprintf(s.data(), s.size(), fmt, args...);
     s.resize(static_cast<std::size_t>(std::max(n, 0)));
     return s;
+}
+
+/// A run's "seconds" and "seconds_per_step" CSV fields. The per-step figure comes from the
+/// seconds as written, so that a row read back (a run finished in an earlier sitting) is
+/// written again with the same text.
+inline std::pair<std::string, std::string> seconds_fields(double seconds, long long steps) {
+    std::string secs = format("%.3f", seconds);
+    const double per_step = steps > 0 ? std::stod(secs) / static_cast<double>(steps) : 0.0;
+    return {std::move(secs), format("%.6f", per_step)};
 }
 
 struct MeanStd {

@@ -59,6 +59,7 @@ const std::vector<std::string> eval_columns{"method",
                                             "examples_since_last_eval"};
 
 std::vector<std::string> result_row(const Config& c, const RunResult& r) {
+    auto [secs, per_step] = examples::seconds_fields(r.seconds, r.steps_done);
     return {r.method,
             pstr(r.proportion),
             std::to_string(r.seed),
@@ -70,9 +71,8 @@ std::vector<std::string> result_row(const Config& c, const RunResult& r) {
             std::to_string(r.steps_done),
             std::to_string(r.first_step),
             std::to_string(r.steps_run),
-            examples::format("%.3f", r.seconds),
-            examples::format(
-                "%.6f", r.steps_done > 0 ? r.seconds / static_cast<double>(r.steps_done) : 0.0),
+            std::move(secs),
+            std::move(per_step),
             std::to_string(r.skipped),
             std::to_string(r.zero_total),
             r.zero_at_evals};

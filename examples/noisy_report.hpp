@@ -34,7 +34,7 @@ inline void write_results(const Config& c, const std::vector<RunResult>& runs, c
                           const std::vector<std::vector<std::string>>& other) {
     std::vector<std::vector<std::string>> rows = other;
     for (const auto& r : runs) {
-        const auto n = r.steps_done + r.ft_steps_done;
+        const auto [secs, per_step] = seconds_fields(r.seconds, r.steps_done + r.ft_steps_done);
         rows.push_back({r.method, std::to_string(r.seed), d.name, c.model, c.noise,
                         ratio_str(r.ratio), std::to_string(r.background), std::to_string(d.clean_n),
                         format("%.6f", r.flipped_fraction), format("%.6f", r.accuracy),
@@ -42,8 +42,7 @@ inline void write_results(const Config& c, const std::vector<RunResult>& runs, c
                         r.flipped_share < 0 ? std::string{} : format("%.6f", r.flipped_share),
                         std::to_string(r.steps_done), std::to_string(r.first_step),
                         std::to_string(r.steps_run), std::to_string(r.ft_steps_done),
-                        std::to_string(r.skipped), format("%.3f", r.seconds),
-                        format("%.6f", n > 0 ? r.seconds / static_cast<double>(n) : 0.0)});
+                        std::to_string(r.skipped), secs, per_step});
     }
     write_csv(fs::path(c.out) / "results.csv",
               {"method", "seed", "dataset", "model", "noise", "ratio", "background_class",

@@ -14,7 +14,7 @@
 # figure2.png when run by itself in OUT_DIR (with gnuplot installed). With RESUME_ARGS the program is run a second time with them:
 # it must say it resumes from step RESUME_STEP, and every CSV row must record it; with
 # RESUME_STEP "taken" (every run finished) it must take every result from results.csv
-# instead, training none again, and leave its losses as they were. With
+# instead, training none again, and write results.csv back with the same text. With
 # BAD_CHECKPOINT=ON as well, one checkpoint is then replaced by an empty file and by a text
 # file in turn: each --resume run must fail, naming the file and what is wrong with it, and
 # must not have said "no checkpoint" for it.
@@ -267,6 +267,7 @@ if(RESUME_ARGS)
             "${output}")
     endif()
     check_csv("${output}" test_loss losses_before)
+    file(READ "${OUT_DIR}/results.csv" csv_before)
     run_program(resumed output ${RESUME_ARGS})
     check_table("${output}")
     if(RESUME_STEP STREQUAL "taken")
@@ -281,6 +282,12 @@ if(RESUME_ARGS)
         if(NOT losses_after STREQUAL losses_before)
             fail("results.csv's losses changed: ${losses_before} before, ${losses_after} after"
                 "${output}")
+        endif()
+        # Taken rows are written back as they were read: the same text, to the last digit.
+        file(READ "${OUT_DIR}/results.csv" csv_after)
+        if(NOT csv_after STREQUAL csv_before)
+            fail("results.csv's text changed when its finished rows were written back:\n"
+                "before:\n${csv_before}\nafter:\n${csv_after}" "${output}")
         endif()
         message(STATUS "${KIND}: --resume took every finished result from results.csv")
     else()
